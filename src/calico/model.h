@@ -1,0 +1,110 @@
+// Calico's data model as the agent reads it from etcd: key <-> CIDR codec, AllocationBlock JSON
+// (every format Calico has written since 2016), the agent's peer-address keys, Node resources,
+// IP pools and ClusterInformation. Pure functions, no I/O; every decoder treats its input as
+// hostile and returns an error instead of throwing or crashing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "net/ip.h"
+
+namespace vcra::calico {
+
+inline constexpr std::string_view kBlockPrefix = "/calico/ipam/v2/assignment/";
+inline constexpr std::string_view kPeerPrefix = "/vpp-calico/hosts/";
+inline constexpr std::string_view kNodePrefix = "/calico/resources/v3/projectcalico.org/nodes/";
+inline constexpr std::string_view kPoolPrefix = "/calico/resources/v3/projectcalico.org/ippools/";
+inline constexpr std::string_view kClusterInformationKey =
+    "/calico/resources/v3/projectcalico.org/clusterinformations/default";
+
+// Values larger than this are refused before parsing (etcd's own request limit is 1.5 MiB).
+inline constexpr size_t kMaxValueBytes = 2 * 1024 * 1024;
+
+// Node names as Kubernetes allows them (DNS-1123 subdomain, plus '_' seen in the wild), at most
+// 253 bytes. Anything else in a key position that names a node is hostile.
+bool IsValidNodeName(std::string_view name);
+
+// "/calico/ipam/v2/assignment/ipv4/block/10.244.7.0-26" -> 10.244.7.0/26. The family directory
+// must match the address; host bits must be clear; IPv6 is RFC 5952 text with the first '/'
+// written as '-'.
+StatusOr<net::IpPrefix> ParseBlockKey(std::string_view key);
+std::string BlockKey(const net::IpPrefix& cidr);
+
+enum class AffinityType : uint8_t {
+  kNone,     // "affinity": null (released while IPs were still in use) or absent
+  kHost,     // "host:<node>", or the 2016 "hostAffinity": "<node>"
+  kVirtual,  // "virtual:<name>" (e.g. load-balancer); never a node
+};
+
+struct BlockAllocation {
+  uint32_t ordinal = 0;
+  net::IpAddress ip;
+  std::string node;  // attributes[..].secondary.node; empty when the allocation names no node
+};
+
+struct IpamBlock {
+  net::IpPrefix cidr;
+  AffinityType affinity_type = AffinityType::kNone;
+  std::string affinity_name;  // the node for kHost, the name for kVirtual
+  bool deleted = false;
+  uint64_t sequence_number = 0;
+  std::vector<BlockAllocation> allocations;  // allocated ordinals only, ascending
+
+  // The node the block is affine to, or empty for kNone/kVirtual.
+  std::string_view AffineHost() const {
+    return affinity_type == AffinityType::kHost ? std::string_view(affinity_name) : "";
+  }
+  friend bool operator==(const BlockAllocation&, const BlockAllocation&) = default;
+  friend bool operator==(const IpamBlock&, const IpamBlock&) = default;
+};
+
+// Decodes an AllocationBlock value stored under `key`. Errors: not JSON, wrong types, `cidr`
+// missing or disagreeing with the key, allocations longer than the block, attribute index out of
+// range, oversized value. Unknown fields are ignored.
+StatusOr<IpamBlock> DecodeBlock(std::string_view key, std::string_view value);
+// The inverse, in the current Calico format (used by tests, the demo and the benchmark).
+std::string EncodeBlock(const IpamBlock& block);
+
+// "/vpp-calico/hosts/<host>/peerip/ipv4/1" (or ipv6).
+struct PeerKey {
+  std::string host;
+  net::Family family = net::Family::kV4;
+  friend bool operator==(const PeerKey&, const PeerKey&) = default;
+};
+std::optional<PeerKey> ParsePeerKey(std::string_view key);
+std::string PeerKeyFor(std::string_view host, net::Family family);
+// A plain address string; surrounding whitespace is tolerated; the family must match the key.
+StatusOr<net::IpAddress> DecodePeerAddress(std::string_view value, net::Family family);
+
+// Calico Node resource: the next hops Calico itself would use (spec.bgp.ipv4Address/ipv6Address in
+// CIDR form, else the first InternalIP, then ExternalIP of that family in spec.addresses).
+struct NodeAddresses {
+  std::optional<net::IpAddress> v4;
+  std::optional<net::IpAddress> v6;
+  friend bool operator==(const NodeAddresses&, const NodeAddresses&) = default;
+};
+// "/calico/resources/v3/projectcalico.org/nodes/<name>" -> name.
+std::optional<std::string> ParseNodeKey(std::string_view key);
+StatusOr<NodeAddresses> DecodeNode(std::string_view value);
+
+// Calico IPPool resource.
+struct IpPool {
+  std::string name;
+  net::IpPrefix cidr;
+  bool disabled = false;
+  // False for pools whose spec.allowedUses excludes "Workload" (e.g. LoadBalancer-only).
+  bool workload = true;
+  friend bool operator==(const IpPool&, const IpPool&) = default;
+};
+std::optional<std::string> ParsePoolKey(std::string_view key);
+StatusOr<IpPool> DecodeIpPool(std::string_view key, std::string_view value);
+
+// ClusterInformation spec.datastoreReady; absent means ready (Calico's default is true).
+StatusOr<bool> DecodeDatastoreReady(std::string_view value);
+
+}  // namespace vcra::calico

@@ -1,0 +1,72 @@
+// The seam between the agent and a forwarding plane (the Linux kernel, VPP, or a test fake).
+//
+// Contract: batch in, per-op results out. Ops are self-contained values; each carries a sequence
+// number that the result echoes, so the reconciler can drop results of superseded ops.
+//
+// Ownership: a Dataplane only ever reports, replaces or deletes routes that it recognises as the
+// agent's own (Linux: our rtnetlink protocol number; VPP: our FIB source). Everything else in
+// the table is invisible to the agent.
+//
+// Threading: a Dataplane is used from one thread at a time (the dataplane worker); calls block.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "net/ip.h"
+
+namespace vcra::dataplane {
+
+// The interface routes leave through, and the addresses this host's peers reach it on.
+struct UplinkConfig {
+  // By name ("eth0", "GigabitEthernet0/8/0") or by index (Linux ifindex, VPP sw_if_index);
+  // exactly one is set.
+  std::string name;
+  std::optional<uint32_t> index;
+  // Added when missing; addresses already there are never removed.
+  std::vector<net::IpPrefix> addresses;
+};
+
+enum class OpType : uint8_t {
+  kUpsert,  // add, or replace the next hop of an existing route without a gap
+  kDelete,  // deleting a route that is already gone succeeds
+};
+
+struct RouteOp {
+  uint64_t seq = 0;
+  OpType type = OpType::kUpsert;
+  net::Route route;
+};
+
+struct OpResult {
+  uint64_t seq = 0;
+  Status status;
+};
+
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+
+  // "linux", "vpp", "fake": for logs and metrics.
+  virtual std::string Name() const = 0;
+
+  // Opens (or re-opens after a loss) the connection to the dataplane. Idempotent.
+  virtual Status Connect() = 0;
+
+  // Brings the uplink admin-up and adds whichever configured addresses it lacks.
+  virtual Status EnsureUplink(const UplinkConfig& uplink) = 0;
+
+  // Every route the agent owns in the dataplane right now.
+  virtual StatusOr<std::vector<net::Route>> DumpOwnedRoutes() = 0;
+
+  // Applies the ops in order; returns one result per op, in the same order. An UNAVAILABLE
+  // result means the connection to the dataplane was lost: the caller reconnects and resyncs.
+  virtual std::vector<OpResult> Apply(std::span<const RouteOp> ops) = 0;
+};
+
+}  // namespace vcra::dataplane

@@ -1,0 +1,104 @@
+// etcd v3 over gRPC (Debian's gRPC++ with our own minimal copy of etcd's protos, proto/).
+//
+// EtcdClient: blocking KV calls (paginated Range, Put, Delete) against one of several endpoints,
+// failing over to the next endpoint on UNAVAILABLE. Optional user/password auth (token fetched
+// with Auth.Authenticate, refreshed when etcd says it is invalid) and TLS with client
+// certificates. Thread-safe.
+//
+// EtcdWatcher: the list-then-watch loop on its own thread. For a set of key prefixes it lists
+// every prefix at one revision R (paginated, never one huge response), hands the complete
+// listing to the sink, then watches all prefixes from R+1 with prev_kv. When the watch breaks it
+// reconnects with backoff and resumes from the last seen revision + 1; when that revision was
+// compacted it lists again and hands the sink a new snapshot (the sink diffs it, see KvCache).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+
+namespace vcra::datastore {
+
+struct EtcdConfig {
+  // "http://127.0.0.1:2379" or "https://..." or "host:port" (http assumed).
+  std::vector<std::string> endpoints;
+  std::string username;
+  std::string password;
+  std::string ca_cert_file;
+  std::string cert_file;
+  std::string key_file;
+  std::chrono::milliseconds dial_timeout{3000};
+  std::chrono::milliseconds request_timeout{10000};
+  int64_t page_size = 1000;  // keys per Range page
+};
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  int64_t mod_revision = 0;
+  friend bool operator==(const KeyValue&, const KeyValue&) = default;
+};
+
+struct Snapshot {
+  std::vector<KeyValue> kvs;  // sorted by key, all watched prefixes together
+  int64_t revision = 0;
+};
+
+struct Change {
+  enum class Type : uint8_t { kPut, kDelete };
+  Type type = Type::kPut;
+  std::string key;
+  std::string value;  // empty for kDelete
+  int64_t revision = 0;
+  friend bool operator==(const Change&, const Change&) = default;
+};
+
+class EtcdClient {
+ public:
+  static StatusOr<std::unique_ptr<EtcdClient>> Create(const EtcdConfig& config);
+  virtual ~EtcdClient() = default;
+
+  // All keys under `prefix` at `revision` (0 = latest); returns the kvs and the revision read.
+  virtual StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision = 0) = 0;
+  virtual StatusOr<int64_t> Put(const std::string& key, const std::string& value) = 0;
+  virtual StatusOr<int64_t> Delete(const std::string& key) = 0;
+  // Deletes every key under prefix (tests and the demo use it).
+  virtual StatusOr<int64_t> DeletePrefix(const std::string& prefix) = 0;
+  // The endpoint currently in use, for status and logs.
+  virtual std::string CurrentEndpoint() const = 0;
+};
+
+// Callbacks run on the watcher's thread; they must be quick (post to the agent's loop).
+struct WatchSink {
+  std::function<void(Snapshot&&)> on_snapshot;
+  std::function<void(std::vector<Change>&&)> on_changes;
+  // connected=false with a reason whenever the watch is broken, true when it is back.
+  std::function<void(bool connected, const std::string& reason)> on_connection;
+};
+
+class EtcdWatcher {
+ public:
+  EtcdWatcher(EtcdConfig config, std::vector<std::string> prefixes, WatchSink sink);
+  ~EtcdWatcher();  // stops and joins
+  void Start();
+  void Stop();
+
+ private:
+  void Run();
+  EtcdConfig config_;
+  std::vector<std::string> prefixes_;
+  WatchSink sink_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;  // holds the live gRPC context so Stop() can cancel it
+};
+
+}  // namespace vcra::datastore
