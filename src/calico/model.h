@@ -45,6 +45,7 @@ struct BlockAllocation {
   uint32_t ordinal = 0;
   net::IpAddress ip;
   std::string node;  // attributes[..].secondary.node; empty when the allocation names no node
+  friend bool operator==(const BlockAllocation&, const BlockAllocation&) = default;
 };
 
 struct IpamBlock {
@@ -59,7 +60,6 @@ struct IpamBlock {
   std::string_view AffineHost() const {
     return affinity_type == AffinityType::kHost ? std::string_view(affinity_name) : "";
   }
-  friend bool operator==(const BlockAllocation&, const BlockAllocation&) = default;
   friend bool operator==(const IpamBlock&, const IpamBlock&) = default;
 };
 

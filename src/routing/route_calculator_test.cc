@@ -1,0 +1,223 @@
+#include "routing/route_calculator.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace vcra::routing {
+namespace {
+
+using calico::AffinityType;
+using calico::IpamBlock;
+using net::Family;
+using net::IpAddress;
+using net::IpPrefix;
+
+IpPrefix P(const char* s) { return *IpPrefix::Parse(s); }
+IpAddress A(const char* s) { return *IpAddress::Parse(s); }
+
+IpamBlock Block(const char* cidr, AffinityType type, const char* name,
+                std::vector<std::pair<uint32_t, std::string>> allocs = {}) {
+  IpamBlock b;
+  b.cidr = P(cidr);
+  b.affinity_type = type;
+  b.affinity_name = name;
+  for (auto& [ord, node] : allocs) b.allocations.push_back({ord, b.cidr.address().Plus(ord), node});
+  return b;
+}
+
+class RouteCalculatorTest : public ::testing::Test {
+ protected:
+  RouteCalculatorTest() : calc_({"host-a", {A("10.99.0.1"), A("fd00:99::1")}}) {
+    calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.2"));
+    calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-c", Family::kV4, A("10.99.0.3"));
+    calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV6, A("fd00:99::2"));
+    calc_.TakeDeltas();
+  }
+  std::optional<IpAddress> Via(const char* dst) {
+    auto it = calc_.desired().find(P(dst));
+    if (it == calc_.desired().end()) return std::nullopt;
+    return it->second.gateway;
+  }
+  RouteCalculator calc_;
+};
+
+TEST_F(RouteCalculatorTest, RemoteBlockRoutedViaItsHost) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2"));
+  auto deltas = calc_.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].route->gateway, A("10.99.0.2"));
+  calc_.OnBlockDelete("k1");
+  EXPECT_FALSE(Via("10.244.2.0/26"));
+  deltas = calc_.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].route);
+}
+
+TEST_F(RouteCalculatorTest, OwnBlockGetsNoRoute) {
+  calc_.OnBlockUpdate("k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a"));
+  EXPECT_TRUE(calc_.desired().empty());
+}
+
+TEST_F(RouteCalculatorTest, BorrowedIpInOwnBlockGetsHostRouteViaBorrower) {
+  calc_.OnBlockUpdate("k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a",
+                                  {{0, "host-a"}, {5, "host-b"}}));
+  EXPECT_EQ(calc_.desired().size(), 1u);
+  EXPECT_EQ(Via("10.244.1.5/32"), A("10.99.0.2"));
+}
+
+TEST_F(RouteCalculatorTest, BorrowedIpInRemoteBlock) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b",
+                                  {{1, "host-b"}, {7, "host-c"}, {9, "host-a"}}));
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2"));
+  EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.3"));
+  EXPECT_FALSE(Via("10.244.2.9/32")) << "an IP borrowed by this host is local";
+  EXPECT_FALSE(Via("10.244.2.1/32")) << "an affine IP is covered by the block route";
+}
+
+TEST_F(RouteCalculatorTest, Ipv6BlockAndBorrowedIp) {
+  calc_.OnBlockUpdate("k6", Block("fd00:10:244:2::/122", AffinityType::kHost, "host-b",
+                                  {{3, "host-c"}}));
+  EXPECT_EQ(Via("fd00:10:244:2::/122"), A("fd00:99::2"));
+  EXPECT_FALSE(Via("fd00:10:244:2::3/128")) << "host-c has no IPv6 peer address yet";
+  EXPECT_EQ(calc_.pending_count(), 1u);
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-c", Family::kV6, A("fd00:99::3"));
+  EXPECT_EQ(Via("fd00:10:244:2::3/128"), A("fd00:99::3"));
+  EXPECT_EQ(calc_.pending_count(), 0u);
+}
+
+TEST_F(RouteCalculatorTest, VirtualAffinityGetsNoBlockRoute) {
+  calc_.OnBlockUpdate("k1", Block("10.96.100.0/26", AffinityType::kVirtual, "load-balancer"));
+  EXPECT_TRUE(calc_.desired().empty());
+}
+
+TEST_F(RouteCalculatorTest, NullAffinityGetsOnlyPerIpRoutes) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kNone, "",
+                                  {{4, "host-b"}, {6, "host-c"}, {8, ""}}));
+  EXPECT_FALSE(Via("10.244.2.0/26"));
+  EXPECT_EQ(Via("10.244.2.4/32"), A("10.99.0.2"));
+  EXPECT_EQ(Via("10.244.2.6/32"), A("10.99.0.3"));
+  EXPECT_EQ(calc_.desired().size(), 2u) << "an IP without an owner node gets nothing";
+}
+
+TEST_F(RouteCalculatorTest, DeletedBlockGetsNothing) {
+  auto b = Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}});
+  calc_.OnBlockUpdate("k1", b);
+  EXPECT_EQ(calc_.desired().size(), 2u);
+  b.deleted = true;
+  calc_.OnBlockUpdate("k1", b);
+  EXPECT_TRUE(calc_.desired().empty());
+}
+
+TEST_F(RouteCalculatorTest, PeerOfOtherFamilyRoutesNothing) {
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-d", Family::kV4, A("fd00:99::4"));
+  calc_.OnBlockUpdate("k1", Block("10.244.4.0/26", AffinityType::kHost, "host-d"));
+  EXPECT_TRUE(calc_.desired().empty());
+  calc_.OnBlockUpdate("k6", Block("fd00:10:244:4::/122", AffinityType::kHost, "host-c"));
+  EXPECT_TRUE(calc_.desired().empty()) << "host-c has only an IPv4 address";
+}
+
+TEST_F(RouteCalculatorTest, PeerAddressThatIsOurOwnRoutesNothing) {
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-x", Family::kV4, A("10.99.0.1"));
+  calc_.OnBlockUpdate("k1", Block("10.244.9.0/26", AffinityType::kHost, "host-x"));
+  EXPECT_TRUE(calc_.desired().empty());
+}
+
+TEST_F(RouteCalculatorTest, LatePeerGetsItsRoutesThen) {
+  calc_.OnBlockUpdate("k1", Block("10.244.5.0/26", AffinityType::kHost, "host-e"));
+  EXPECT_TRUE(calc_.desired().empty());
+  ASSERT_EQ(calc_.Pending().size(), 1u);
+  EXPECT_EQ(calc_.Pending()[0].node, "host-e");
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-e", Family::kV4, A("10.99.0.5"));
+  EXPECT_EQ(Via("10.244.5.0/26"), A("10.99.0.5"));
+}
+
+TEST_F(RouteCalculatorTest, PeerAddressChangeMovesAllItsRoutes) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate("k2", Block("10.244.3.0/26", AffinityType::kHost, "host-c", {{2, "host-b"}}));
+  calc_.TakeDeltas();
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.22"));
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.22"));
+  EXPECT_EQ(Via("10.244.3.2/32"), A("10.99.0.22"));
+  EXPECT_EQ(Via("10.244.3.0/26"), A("10.99.0.3"));
+  auto deltas = calc_.TakeDeltas();
+  EXPECT_EQ(deltas.size(), 2u);
+  for (auto& d : deltas) EXPECT_TRUE(d.route) << "a move is a replace, never a delete";
+}
+
+TEST_F(RouteCalculatorTest, PeerDeleteWithdrawsRoutes) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnPeerDelete(PeerSource::kPeerKey, "host-b", Family::kV4);
+  EXPECT_TRUE(calc_.desired().empty());
+  EXPECT_EQ(calc_.pending_count(), 1u);
+}
+
+TEST_F(RouteCalculatorTest, BlockMoveMovesRoute) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.TakeDeltas();
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-c"));
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.3"));
+  auto deltas = calc_.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].route);
+}
+
+TEST_F(RouteCalculatorTest, BlockMovedToUsRemovesRoute) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-a"));
+  EXPECT_TRUE(calc_.desired().empty());
+}
+
+TEST_F(RouteCalculatorTest, OwnerChangeOfOneIpMovesOnlyThatRoute) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}}));
+  calc_.TakeDeltas();
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-d"}}));
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-d", Family::kV4, A("10.99.0.4"));
+  EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.4"));
+}
+
+TEST_F(RouteCalculatorTest, UnchangedRewriteEmitsNothing) {
+  auto b = Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}});
+  calc_.OnBlockUpdate("k1", b);
+  calc_.TakeDeltas();
+  b.sequence_number++;
+  calc_.OnBlockUpdate("k1", b);
+  EXPECT_TRUE(calc_.TakeDeltas().empty());
+}
+
+TEST_F(RouteCalculatorTest, CalicoNodeAddressUsedWhenNoPeerKeyAndPeerKeyWins) {
+  calc_.OnBlockUpdate("k1", Block("10.244.6.0/26", AffinityType::kHost, "host-f"));
+  calc_.OnPeerUpdate(PeerSource::kCalicoNode, "host-f", Family::kV4, A("10.99.0.6"));
+  EXPECT_EQ(Via("10.244.6.0/26"), A("10.99.0.6"));
+  calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-f", Family::kV4, A("10.99.0.66"));
+  EXPECT_EQ(Via("10.244.6.0/26"), A("10.99.0.66"));
+  calc_.OnPeerDelete(PeerSource::kPeerKey, "host-f", Family::kV4);
+  EXPECT_EQ(Via("10.244.6.0/26"), A("10.99.0.6"));
+}
+
+TEST_F(RouteCalculatorTest, PoolsRestrictRoutedBlocks) {
+  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate("k2", Block("10.96.0.0/26", AffinityType::kHost, "host-b"));
+  EXPECT_EQ(calc_.desired().size(), 2u) << "no pools known: everything is routable";
+  calc_.OnPoolUpdate("p1", {"p1", P("10.244.0.0/16"), false, true});
+  EXPECT_EQ(calc_.desired().size(), 1u);
+  EXPECT_TRUE(Via("10.244.2.0/26"));
+  calc_.OnPoolUpdate("p2", {"p2", P("10.96.0.0/16"), false, false});
+  EXPECT_FALSE(Via("10.96.0.0/26")) << "LoadBalancer-only pool";
+  calc_.OnPoolUpdate("p1", {"p1", P("10.244.0.0/16"), true, true});
+  EXPECT_FALSE(Via("10.244.2.0/26")) << "disabled pool";
+  calc_.OnPoolUpdate("p1", {"p1", P("10.244.0.0/16"), false, true});
+  EXPECT_TRUE(Via("10.244.2.0/26"));
+}
+
+TEST_F(RouteCalculatorTest, OverlappingClaimsResolveDeterministically) {
+  calc_.OnBlockUpdate("kb", Block("10.244.2.0/26", AffinityType::kHost, "host-c"));
+  calc_.OnBlockUpdate("ka", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2")) << "smallest block key wins";
+  calc_.OnBlockDelete("ka");
+  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.3"));
+}
+
+}  // namespace
+}  // namespace vcra::routing

@@ -1,0 +1,222 @@
+#include "routing/route_reconciler.h"
+
+#include <algorithm>
+
+namespace vcra::routing {
+
+std::string_view SyncStateName(SyncState s) {
+  switch (s) {
+    case SyncState::kAwaitingDatastore:
+      return "awaiting-datastore";
+    case SyncState::kAwaitingDataplane:
+      return "awaiting-dataplane";
+    case SyncState::kSyncing:
+      return "syncing";
+    case SyncState::kInSync:
+      return "in-sync";
+  }
+  return "unknown";
+}
+
+RouteReconciler::RouteReconciler(RetryPolicy retry) : retry_policy_(retry) {}
+
+bool RouteReconciler::Matches(const net::IpPrefix& dst) const {
+  auto d = desired_.find(dst);
+  if (d == desired_.end()) return false;
+  auto a = actual_.find(dst);
+  return a != actual_.end() && a->second == d->second;
+}
+
+void RouteReconciler::MarkDirty(const net::IpPrefix& dst) {
+  auto d = desired_.find(dst);
+  auto a = actual_.find(dst);
+  bool differs = (d == desired_.end()) != (a == actual_.end()) ||
+                 (d != desired_.end() && !(d->second == a->second));
+  if (differs) {
+    dirty_.insert(dst);
+  } else {
+    dirty_.erase(dst);
+    retry_.erase(dst);
+  }
+}
+
+void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+  bool matched = Matches(dst);
+  if (route) {
+    desired_[dst] = *route;
+  } else {
+    desired_.erase(dst);
+  }
+  bool matches = Matches(dst);
+  programmed_matching_ += matches;
+  programmed_matching_ -= matched;
+  // A new desire supersedes the backoff of an old failure.
+  retry_.erase(dst);
+  MarkDirty(dst);
+}
+
+void RouteReconciler::SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+  bool matched = Matches(dst);
+  if (route) {
+    actual_[dst] = *route;
+  } else {
+    actual_.erase(dst);
+  }
+  bool matches = Matches(dst);
+  programmed_matching_ += matches;
+  programmed_matching_ -= matched;
+}
+
+void RouteReconciler::OnDatastoreSynced() { datastore_synced_ = true; }
+
+void RouteReconciler::OnDataplaneDump(const std::vector<net::Route>& owned) {
+  VCRA_CHECK(outstanding_.empty());
+  ++stats_.dumps;
+  std::unordered_map<net::IpPrefix, net::Route> dumped;
+  dumped.reserve(owned.size());
+  for (const auto& r : owned) dumped[r.dst] = r;
+  if (dataplane_known_) {
+    // Drift: the dataplane disagrees with what our successful ops left there.
+    for (const auto& [dst, route] : actual_) {
+      auto it = dumped.find(dst);
+      if (it == dumped.end() || !(it->second == route)) ++stats_.drift_repaired;
+    }
+    for (const auto& [dst, route] : dumped) {
+      if (!actual_.contains(dst)) ++stats_.drift_repaired;
+    }
+  }
+  actual_ = std::move(dumped);
+  programmed_matching_ = 0;
+  for (const auto& [dst, route] : desired_) programmed_matching_ += Matches(dst);
+  dirty_.clear();
+  for (const auto& [dst, route] : desired_) MarkDirty(dst);
+  for (const auto& [dst, route] : actual_) MarkDirty(dst);
+  dataplane_known_ = true;
+}
+
+void RouteReconciler::OnDataplaneLost() {
+  dataplane_known_ = false;
+  for (const auto& [seq, op] : outstanding_) dirty_.insert(op.dst);
+  outstanding_.clear();
+  outstanding_by_prefix_.clear();
+}
+
+std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_ops) {
+  std::vector<dataplane::RouteOp> deletes, upserts;
+  if (!dataplane_known_) return {};
+  for (auto it = dirty_.begin(); it != dirty_.end() && deletes.size() + upserts.size() < max_ops;) {
+    const net::IpPrefix& dst = *it;
+    if (outstanding_by_prefix_.contains(dst)) {
+      ++it;
+      continue;
+    }
+    if (auto r = retry_.find(dst); r != retry_.end() && r->second.due > now) {
+      ++it;
+      continue;
+    }
+    auto d = desired_.find(dst);
+    auto a = actual_.find(dst);
+    dataplane::RouteOp op;
+    if (d != desired_.end()) {
+      if (a != actual_.end() && a->second == d->second) {
+        it = dirty_.erase(it);
+        continue;
+      }
+      op.type = dataplane::OpType::kUpsert;
+      op.route = d->second;
+    } else if (a != actual_.end()) {
+      if (!datastore_synced_) {  // stale until proven otherwise by a complete list
+        ++it;
+        continue;
+      }
+      op.type = dataplane::OpType::kDelete;
+      op.route = a->second;
+    } else {
+      it = dirty_.erase(it);
+      continue;
+    }
+    op.seq = next_seq_++;
+    outstanding_[op.seq] = {dst, op.type, op.route};
+    outstanding_by_prefix_[dst] = op.seq;
+    (op.type == dataplane::OpType::kDelete ? deletes : upserts).push_back(op);
+    ++it;
+  }
+  // Deletes first: a prefix that moves between families or tables never collides.
+  deletes.insert(deletes.end(), upserts.begin(), upserts.end());
+  return deletes;
+}
+
+bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now) {
+  bool lost = false;
+  for (const auto& result : results) {
+    auto it = outstanding_.find(result.seq);
+    if (it == outstanding_.end()) {
+      ++stats_.stale_results;
+      continue;
+    }
+    Outstanding op = it->second;
+    outstanding_.erase(it);
+    outstanding_by_prefix_.erase(op.dst);
+    if (result.status.ok()) {
+      ++stats_.ops_ok;
+      if (op.type == dataplane::OpType::kUpsert) {
+        ++stats_.upserts;
+        SetActual(op.dst, op.route);
+      } else {
+        ++stats_.deletes;
+        SetActual(op.dst, std::nullopt);
+      }
+      retry_.erase(op.dst);
+      MarkDirty(op.dst);
+      continue;
+    }
+    if (absl::IsUnavailable(result.status)) {
+      lost = true;
+      dirty_.insert(op.dst);
+      continue;
+    }
+    ++stats_.ops_failed;
+    Retry& r = retry_[op.dst];
+    r.delay = r.delay == Duration::zero() ? retry_policy_.initial
+                                          : std::min(r.delay * 2, retry_policy_.max);
+    r.due = now + r.delay;
+    r.last_error = std::string(result.status.message());
+    dirty_.insert(op.dst);
+  }
+  return lost;
+}
+
+std::optional<TimePoint> RouteReconciler::NextRetryTime() const {
+  std::optional<TimePoint> earliest;
+  for (const auto& [dst, r] : retry_) {
+    if (!dirty_.contains(dst) || outstanding_by_prefix_.contains(dst)) continue;
+    if (!earliest || r.due < *earliest) earliest = r.due;
+  }
+  return earliest;
+}
+
+bool RouteReconciler::HasWork(TimePoint now) const {
+  if (!dataplane_known_) return false;
+  for (const auto& dst : dirty_) {
+    if (outstanding_by_prefix_.contains(dst)) continue;
+    if (auto r = retry_.find(dst); r != retry_.end() && r->second.due > now) continue;
+    if (!desired_.contains(dst) && !datastore_synced_) continue;
+    return true;
+  }
+  return false;
+}
+
+SyncState RouteReconciler::state() const {
+  if (!datastore_synced_) return SyncState::kAwaitingDatastore;
+  if (!dataplane_known_) return SyncState::kAwaitingDataplane;
+  if (!dirty_.empty() || !outstanding_.empty()) return SyncState::kSyncing;
+  return SyncState::kInSync;
+}
+
+std::map<net::IpPrefix, std::string> RouteReconciler::Failures() const {
+  std::map<net::IpPrefix, std::string> out;
+  for (const auto& [dst, r] : retry_) out[dst] = r.last_error;
+  return out;
+}
+
+}  // namespace vcra::routing

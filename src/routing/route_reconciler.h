@@ -1,0 +1,123 @@
+// RouteReconciler: desired routes vs what the dataplane holds, turned into batches of ops.
+//
+// Sync states (explicit, shown in status and metrics):
+//   kAwaitingDatastore  no complete etcd list yet: nothing is deleted; routes already known are
+//                       programmed only once the dataplane view is known too
+//   kAwaitingDataplane  no dump of the dataplane yet (start, or after the connection was lost)
+//   kSyncing            both known, ops outstanding or waiting for retry
+//   kInSync             dataplane == desired
+// Deletes of routes we own but no longer want happen only after the first complete datastore
+// list (OnDatastoreSynced): a restarted agent must not flush the routes that keep traffic
+// flowing just because it has not read etcd yet.
+//
+// The reconciler does no I/O. The agent asks NextBatch() for ops, hands them to the dataplane
+// worker, and feeds results back with OnResults(). Each op carries a sequence number; results
+// whose number is not outstanding (e.g. from before a dataplane loss) are ignored. A failed op is
+// retried with exponential backoff per prefix; UNAVAILABLE is not the op's fault, so it is
+// retried after the agent reconnects, without backoff.
+//
+// Not thread-safe: owned by the agent's loop thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "dataplane/dataplane.h"
+#include "net/ip.h"
+
+namespace vcra::routing {
+
+enum class SyncState : uint8_t { kAwaitingDatastore, kAwaitingDataplane, kSyncing, kInSync };
+std::string_view SyncStateName(SyncState s);
+
+struct ReconcilerStats {
+  uint64_t ops_ok = 0;
+  uint64_t ops_failed = 0;
+  uint64_t upserts = 0;
+  uint64_t deletes = 0;
+  uint64_t drift_repaired = 0;  // differences a dump found against what we believed was there
+  uint64_t stale_results = 0;
+  uint64_t dumps = 0;
+};
+
+struct RetryPolicy {
+  Duration initial = std::chrono::seconds(1);
+  Duration max = std::chrono::seconds(60);
+};
+
+class RouteReconciler {
+ public:
+  explicit RouteReconciler(RetryPolicy retry = {});
+
+  // Desired state from the calculator.
+  void SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route);
+  void OnDatastoreSynced();
+  bool datastore_synced() const { return datastore_synced_; }
+
+  // The dataplane's complete set of owned routes (start, reconnect, periodic resync). Anything
+  // that differs from our belief counts as drift and is repaired.
+  // REQUIRES: no batch outstanding.
+  void OnDataplaneDump(const std::vector<net::Route>& owned);
+  // The dataplane connection is gone: outstanding ops are forgotten, nothing is sent until the
+  // next dump.
+  void OnDataplaneLost();
+
+  // Up to max_ops ops that are due at `now`, deletes first. Marks them outstanding.
+  std::vector<dataplane::RouteOp> NextBatch(TimePoint now, size_t max_ops);
+  // Results of a batch. Returns true if any result said UNAVAILABLE (connection lost).
+  bool OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now);
+
+  // When the earliest backed-off retry becomes due, if any op waits for one.
+  std::optional<TimePoint> NextRetryTime() const;
+  bool HasWork(TimePoint now) const;
+
+  SyncState state() const;
+  size_t desired_count() const { return desired_.size(); }
+  // Desired routes that the dataplane holds exactly.
+  size_t programmed_count() const { return programmed_matching_; }
+  size_t outstanding_count() const { return outstanding_.size(); }
+  size_t dirty_count() const { return dirty_.size(); }
+  size_t failing_count() const { return retry_.size(); }
+  const ReconcilerStats& stats() const { return stats_; }
+  const std::unordered_map<net::IpPrefix, net::Route>& desired() const { return desired_; }
+  const std::unordered_map<net::IpPrefix, net::Route>& actual() const { return actual_; }
+  // The last error for each failing prefix.
+  std::map<net::IpPrefix, std::string> Failures() const;
+
+ private:
+  struct Retry {
+    TimePoint due;
+    Duration delay{};
+    std::string last_error;
+  };
+  struct Outstanding {
+    net::IpPrefix dst;
+    dataplane::OpType type;
+    net::Route route;
+  };
+
+  void MarkDirty(const net::IpPrefix& dst);
+  void SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route);
+  bool Matches(const net::IpPrefix& dst) const;
+
+  RetryPolicy retry_policy_;
+  bool datastore_synced_ = false;
+  bool dataplane_known_ = false;
+  uint64_t next_seq_ = 1;
+  std::unordered_map<net::IpPrefix, net::Route> desired_;
+  std::unordered_map<net::IpPrefix, net::Route> actual_;
+  size_t programmed_matching_ = 0;  // |{p : desired_[p] == actual_[p]}|
+  std::set<net::IpPrefix> dirty_;   // ordered: batches are deterministic
+  std::unordered_map<uint64_t, Outstanding> outstanding_;
+  std::unordered_map<net::IpPrefix, uint64_t> outstanding_by_prefix_;
+  std::unordered_map<net::IpPrefix, Retry> retry_;
+  ReconcilerStats stats_;
+};
+
+}  // namespace vcra::routing
