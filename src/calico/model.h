@@ -26,12 +26,14 @@ inline constexpr std::string_view kClusterInformationKey =
 inline constexpr size_t kMaxValueBytes = 2 * 1024 * 1024;
 
 // Node names as Kubernetes allows them (DNS-1123 subdomain, plus '_' seen in the wild), at most
-// 253 bytes. Anything else in a key position that names a node is hostile.
+// 253 bytes. Lower case only: Calico lowercases host names. Anything else in a key position that
+// names a node is hostile.
 bool IsValidNodeName(std::string_view name);
 
 // "/calico/ipam/v2/assignment/ipv4/block/10.244.7.0-26" -> 10.244.7.0/26. The family directory
 // must match the address; host bits must be clear; IPv6 is RFC 5952 text with the first '/'
-// written as '-'.
+// written as '-'. The key must be exactly what BlockKey() writes (the leading '/' is optional), so
+// that no two keys can name the same CIDR.
 StatusOr<net::IpPrefix> ParseBlockKey(std::string_view key);
 std::string BlockKey(const net::IpPrefix& cidr);
 
@@ -65,9 +67,13 @@ struct IpamBlock {
 
 // Decodes an AllocationBlock value stored under `key`. Errors: not JSON, wrong types, `cidr`
 // missing or disagreeing with the key, allocations longer than the block, attribute index out of
-// range, oversized value. Unknown fields are ignored.
+// range, oversized value, JSON nested deeper than 64 levels, an `affinity` that is not
+// "host:<valid node>" / "virtual:<valid name>". Unknown fields are ignored, and so are the types
+// of known fields the agent does not use. An allocation whose secondary.node is missing, not a
+// string or not a valid node name gets an empty node.
 StatusOr<IpamBlock> DecodeBlock(std::string_view key, std::string_view value);
 // The inverse, in the current Calico format (used by tests, the demo and the benchmark).
+// REQUIRES: every ordinal lies in the block and is below 2^16.
 std::string EncodeBlock(const IpamBlock& block);
 
 // "/vpp-calico/hosts/<host>/peerip/ipv4/1" (or ipv6).
@@ -79,6 +85,7 @@ struct PeerKey {
 std::optional<PeerKey> ParsePeerKey(std::string_view key);
 std::string PeerKeyFor(std::string_view host, net::Family family);
 // A plain address string; surrounding whitespace is tolerated; the family must match the key.
+// "addr/len" is accepted and yields addr; the unspecified address is refused.
 StatusOr<net::IpAddress> DecodePeerAddress(std::string_view value, net::Family family);
 
 // Calico Node resource: the next hops Calico itself would use (spec.bgp.ipv4Address/ipv6Address in
@@ -97,11 +104,13 @@ struct IpPool {
   std::string name;
   net::IpPrefix cidr;
   bool disabled = false;
-  // False for pools whose spec.allowedUses excludes "Workload" (e.g. LoadBalancer-only).
+  // False for pools whose spec.allowedUses has neither "Workload" nor "Tunnel" (e.g.
+  // LoadBalancer-only); tunnel addresses are routed like workload addresses.
   bool workload = true;
   friend bool operator==(const IpPool&, const IpPool&) = default;
 };
 std::optional<std::string> ParsePoolKey(std::string_view key);
+// name is metadata.name, else the key's pool name; spec.cidr is masked like Calico does.
 StatusOr<IpPool> DecodeIpPool(std::string_view key, std::string_view value);
 
 // ClusterInformation spec.datastoreReady; absent means ready (Calico's default is true).

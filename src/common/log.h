@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/format.h"
+
 #include <chrono>
 #include <mutex>
 #include <string>

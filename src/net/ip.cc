@@ -23,7 +23,10 @@ IpAddress IpAddress::FromBytes(Family family, const uint8_t* bytes) {
 }
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton stops at a NUL, so "10.0.0.1\0junk" would otherwise parse.
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
+      text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   char buf[INET6_ADDRSTRLEN + 1];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';
@@ -104,6 +107,18 @@ std::optional<IpPrefix> IpPrefix::Parse(std::string_view text, bool strict) {
   IpPrefix p(*addr, len);
   if (strict && p.address() != *addr) return std::nullopt;
   return p;
+}
+
+IpPrefix IpPrefix::InterfaceAddress(IpAddress a, int len) {
+  IpPrefix p(a, len);
+  p.address_ = a;
+  return p;
+}
+
+std::optional<IpPrefix> IpPrefix::ParseInterfaceAddress(std::string_view text) {
+  auto masked = Parse(text);
+  if (!masked) return std::nullopt;
+  return InterfaceAddress(*IpAddress::Parse(text.substr(0, text.find('/'))), masked->len());
 }
 
 bool IpPrefix::Contains(const IpAddress& a) const {

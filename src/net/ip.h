@@ -53,6 +53,11 @@ class IpPrefix {
   // "10.0.0.0/8", "fd00::/64"; host bits set is an error when `strict`.
   static std::optional<IpPrefix> Parse(std::string_view text, bool strict = false);
   static IpPrefix Host(IpAddress a) { return IpPrefix(a, a.bit_length()); }
+  // An interface address such as 10.99.0.1/24: the host bits are KEPT, so address() is the
+  // interface's own address and len() its subnet. Only for interface addresses (UplinkConfig);
+  // routes and blocks are always canonical.
+  static IpPrefix InterfaceAddress(IpAddress a, int len);
+  static std::optional<IpPrefix> ParseInterfaceAddress(std::string_view text);
 
   const IpAddress& address() const { return address_; }
   int len() const { return len_; }

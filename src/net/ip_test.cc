@@ -24,6 +24,7 @@ TEST(IpAddressTest, RejectsGarbage) {
     EXPECT_FALSE(IpAddress::Parse(bad)) << bad;
   }
   EXPECT_FALSE(IpAddress::Parse(std::string(200, '1')));
+  EXPECT_FALSE(IpAddress::Parse(std::string_view("10.0.0.1\0junk", 13)));
 }
 
 TEST(IpAddressTest, PlusCarriesAcrossBytes) {
@@ -48,6 +49,15 @@ TEST(IpPrefixTest, MasksAndContains) {
   EXPECT_FALSE(IpPrefix::Parse("10.0.0.0/"));
   EXPECT_FALSE(IpPrefix::Parse("10.0.0.0/-1"));
   EXPECT_FALSE(IpPrefix::Parse("10.0.0.0"));
+}
+
+TEST(IpPrefixTest, InterfaceAddressKeepsHostBits) {
+  auto p = IpPrefix::ParseInterfaceAddress("10.99.0.1/24");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->address().ToString(), "10.99.0.1");
+  EXPECT_EQ(p->len(), 24);
+  EXPECT_EQ(p->ToString(), "10.99.0.1/24");
+  EXPECT_FALSE(IpPrefix::ParseInterfaceAddress("10.99.0.1"));
 }
 
 TEST(IpPrefixTest, HashAndEquality) {
