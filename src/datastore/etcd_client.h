@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -73,9 +74,22 @@ class EtcdClient {
   virtual StatusOr<int64_t> DeletePrefix(const std::string& prefix) = 0;
   // The endpoint currently in use, for status and logs.
   virtual std::string CurrentEndpoint() const = 0;
+
+  // Compacts the history up to `revision`; tests use it to drive the watcher's re-list path.
+  // Not pure so that fakes need not implement it.
+  virtual Status Compact(int64_t revision);
+  // Range RPCs sent so far (every page counts), so tests can see a listing was paginated.
+  virtual int64_t range_rpc_count() const { return 0; }
 };
 
+// The range_end that selects every key starting with `prefix`: the prefix with its last byte
+// incremented, trailing 0xff bytes dropped first; "\0" (every key >= key) when no such key exists.
+std::string PrefixRangeEnd(std::string_view prefix);
+
 // Callbacks run on the watcher's thread; they must be quick (post to the agent's loop).
+// Changes come in revision order for each prefix; for different prefixes etcd may interleave
+// revisions while a watch catches up after a reconnect, so consumers apply them per key (see
+// KvCache). on_connection is called on transitions only, not on every failed retry.
 struct WatchSink {
   std::function<void(Snapshot&&)> on_snapshot;
   std::function<void(std::vector<Change>&&)> on_changes;
@@ -89,6 +103,10 @@ class EtcdWatcher {
   ~EtcdWatcher();  // stops and joins
   void Start();
   void Stop();
+
+  // Test hook, call before Start(): skip the initial listing and watch from `revision` as if a
+  // snapshot at revision - 1 had been delivered (used to watch from a compacted revision).
+  void SetStartRevisionForTest(int64_t revision);
 
  private:
   void Run();
