@@ -1,0 +1,457 @@
+#include "dataplane/linux/netlink_dataplane.h"
+
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "dataplane/linux/rtnl_codec.h"
+
+namespace vcra::dataplane {
+namespace {
+
+// Kernel dump datagrams are at most 32 KiB (netlink caps max_recvmsg_len there); twice that
+// leaves room and never truncates.
+constexpr size_t kReceiveBufferBytes = 64 * 1024;
+// Bounds on loops that wait for the kernel: a dump of a million routes is ~4k datagrams.
+constexpr int kMaxDatagramsPerAnswer = 1 << 20;
+constexpr int kDumpAttempts = 3;
+constexpr int kMaxEintrRetries = 100;
+
+std::string OpText(const RouteOp& op) {
+  if (op.type == OpType::kDelete) return absl::StrCat("delete ", op.route.dst.ToString());
+  return absl::StrCat("add ", op.route.ToString());
+}
+
+const char* ErrnoText(int error) {
+  const char* text = strerrordesc_np(error);
+  return text != nullptr ? text : "Unknown error";
+}
+
+}  // namespace
+
+struct NetlinkDataplane::Pending {
+  std::unordered_map<uint32_t, size_t> by_seq;  // message seq -> index in the ops
+};
+
+NetlinkDataplane::NetlinkDataplane(NetlinkDataplaneConfig config)
+    : config_(config), seq_(static_cast<uint32_t>(std::time(nullptr))) {}
+
+NetlinkDataplane::~NetlinkDataplane() { Disconnect(); }
+
+Status NetlinkDataplane::ValidateConfig(const NetlinkDataplaneConfig& config) {
+  if (config.route_protocol <= RTPROT_STATIC) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "route protocol ", config.route_protocol,
+        " is reserved (0 matches every route on delete; 1-4 are the kernel's and static routes)"));
+  }
+  if (config.route_table == RT_TABLE_UNSPEC || config.route_table == RT_TABLE_LOCAL) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("route table ", config.route_table, " cannot hold the agent's routes"));
+  }
+  if (config.receive_buffer_bytes <= 0) {
+    return absl::InvalidArgumentError("netlink receive buffer size must be positive");
+  }
+  if (config.reply_timeout.count() <= 0) {
+    return absl::InvalidArgumentError("netlink reply timeout must be positive");
+  }
+  return Status();
+}
+
+Status NetlinkDataplane::Connect() {
+  RETURN_IF_ERROR(ValidateConfig(config_));
+  Disconnect();
+  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (nl == nullptr) {
+    return absl::UnavailableError(absl::StrCat("netlink socket: ", ErrnoText(errno)));
+  }
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    int error = errno;
+    mnl_socket_close(nl);
+    return absl::UnavailableError(absl::StrCat("netlink bind: ", ErrnoText(error)));
+  }
+  int fd = mnl_socket_get_fd(nl);
+  int size = config_.receive_buffer_bytes;
+  // FORCE passes net.core.rmem_max (often 208 KiB) when we have CAP_NET_ADMIN, which an agent
+  // programming routes has; fall back to the capped option otherwise.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) < 0) {
+    LOG_WARN("netlink: cannot set SO_RCVBUF to {}: {}", size, ErrnoText(errno));
+  }
+  int one = 1;
+  // Both are optional: extended acks only improve error texts, capped acks only save memory.
+  if (mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof one) < 0) {
+    LOG_DEBUG("netlink: NETLINK_EXT_ACK unsupported: {}", ErrnoText(errno));
+  }
+  if (mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof one) < 0) {
+    LOG_DEBUG("netlink: NETLINK_CAP_ACK unsupported: {}", ErrnoText(errno));
+  }
+  auto usec = std::chrono::duration_cast<std::chrono::microseconds>(config_.reply_timeout).count();
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(usec / 1000000);
+  tv.tv_usec = static_cast<suseconds_t>(usec % 1000000);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+    int error = errno;
+    mnl_socket_close(nl);
+    return absl::UnavailableError(absl::StrCat("netlink SO_RCVTIMEO: ", ErrnoText(error)));
+  }
+  nl_ = nl;
+  portid_ = mnl_socket_get_portid(nl);
+  send_buf_.assign(kMaxSendBytes + rtnl::kMaxRequestBytes, 0);
+  recv_buf_.assign(kReceiveBufferBytes, 0);
+  LOG_INFO("netlink: connected (port {}, protocol {}, table {})", portid_, config_.route_protocol,
+           config_.route_table);
+  return Status();
+}
+
+void NetlinkDataplane::Disconnect() {
+  if (nl_ != nullptr) mnl_socket_close(nl_);
+  nl_ = nullptr;
+  portid_ = 0;
+}
+
+void NetlinkDataplane::BreakSocketForTest() {
+  if (nl_ == nullptr) return;
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0) return;
+  // dup2 keeps the descriptor number owned by the mnl_socket, so its close stays correct.
+  dup2(null_fd, mnl_socket_get_fd(nl_));
+  close(null_fd);
+}
+
+uint32_t NetlinkDataplane::NextSeq() {
+  if (++seq_ == 0) ++seq_;
+  return seq_;
+}
+
+Status NetlinkDataplane::Send(const void* buf, size_t len) {
+  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+  for (int i = 0; i < kMaxEintrRetries; ++i) {
+    ssize_t n = mnl_socket_sendto(nl_, buf, len);
+    if (n == static_cast<ssize_t>(len)) return Status();
+    if (n >= 0) {
+      Disconnect();
+      return absl::UnavailableError(absl::StrCat("netlink send: short write ", n, " of ", len));
+    }
+    if (errno == EINTR) continue;
+    int error = errno;
+    Disconnect();
+    return absl::UnavailableError(absl::StrCat("netlink send: ", ErrnoText(error)));
+  }
+  Disconnect();
+  return absl::UnavailableError("netlink send: interrupted too often");
+}
+
+StatusOr<size_t> NetlinkDataplane::Receive() {
+  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+  int fd = mnl_socket_get_fd(nl_);
+  for (int i = 0; i < kMaxEintrRetries; ++i) {
+    sockaddr_nl from{};
+    iovec iov{recv_buf_.data(), recv_buf_.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &msg, 0);
+    if (n < 0) {
+      int error = errno;
+      if (error == EINTR) continue;
+      Disconnect();
+      if (error == EAGAIN || error == EWOULDBLOCK) {
+        return absl::UnavailableError(absl::StrCat("netlink: no reply from the kernel within ",
+                                                   config_.reply_timeout.count(), " ms"));
+      }
+      if (error == ENOBUFS) {
+        return absl::UnavailableError(
+            "netlink receive queue overflowed (ENOBUFS): kernel replies were lost");
+      }
+      return absl::UnavailableError(absl::StrCat("netlink receive: ", ErrnoText(error)));
+    }
+    if (msg.msg_flags & MSG_TRUNC) {
+      Disconnect();
+      return absl::UnavailableError("netlink receive: datagram larger than the receive buffer");
+    }
+    if (msg.msg_namelen != sizeof from || from.nl_pid != 0) {
+      // Only root can unicast to a NETLINK_ROUTE socket, but answers come from the kernel only.
+      LOG_WARN("netlink: dropping a datagram not sent by the kernel (port {})", from.nl_pid);
+      continue;
+    }
+    return static_cast<size_t>(n);
+  }
+  Disconnect();
+  return absl::UnavailableError("netlink receive: interrupted too often");
+}
+
+Status NetlinkDataplane::Transact(const void* buf, size_t len, uint32_t seq,
+                                  const std::function<Status(const nlmsghdr&)>& on_data) {
+  RETURN_IF_ERROR(Send(buf, len));
+  // The answer is always read to its end, even after a bad message or an interruption: the
+  // kernel refuses a new dump (EBUSY) while an old one on the socket is unfinished.
+  Status first_error;
+  bool interrupted = false;
+  auto collect = [&](const nlmsghdr& nlh) {
+    if (first_error.ok()) first_error = on_data(nlh);
+    return Status();
+  };
+  for (int i = 0; i < kMaxDatagramsPerAnswer; ++i) {
+    ASSIGN_OR_RETURN(size_t n, Receive());
+    StatusOr<rtnl::WalkResult> walk =
+        rtnl::WalkReplies({recv_buf_.data(), n}, seq, portid_, collect);
+    if (absl::IsDataLoss(walk.status())) {
+      // Framing is lost: the rest of the answer cannot be found reliably on this socket.
+      Disconnect();
+      return walk.status();
+    }
+    if (!walk.ok()) return walk.status();  // the request's errno: the answer is over
+    interrupted |= walk->interrupted;
+    if (walk->done) {
+      if (!first_error.ok()) return first_error;
+      if (interrupted) return absl::AbortedError("netlink dump interrupted by a concurrent change");
+      return Status();
+    }
+  }
+  Disconnect();
+  return absl::UnavailableError("netlink: answer never completed");
+}
+
+Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
+  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+  const std::string& name = uplink.name;
+  const std::optional<uint32_t>& index = uplink.index;
+  if (index.has_value() == !name.empty()) {
+    return absl::InvalidArgumentError("uplink: set exactly one of name and index");
+  }
+  if (!index && (name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("uplink: invalid interface name \"", name, "\""));
+  }
+  if (index && (*index == 0 || *index > static_cast<uint32_t>(INT32_MAX))) {
+    return absl::InvalidArgumentError(absl::StrCat("uplink: invalid ifindex ", *index));
+  }
+  for (const net::IpPrefix& a : uplink.addresses) {
+    if (a.address().IsUnspecified()) {
+      return absl::InvalidArgumentError(absl::StrCat("uplink: invalid address ", a.ToString()));
+    }
+    if (a.len() < a.address().bit_length() - 1 && a.address() == a.address().Masked(a.len())) {
+      // Most likely a canonical prefix that lost the host's bits on the way here.
+      return absl::InvalidArgumentError(
+          absl::StrCat("uplink address ", a.ToString(),
+                       " has no host part: give the interface address itself (e.g. 10.99.0.1/24)"));
+    }
+  }
+  const std::string what =
+      index ? absl::StrCat("uplink ifindex ", *index) : absl::StrCat("uplink \"", name, "\"");
+
+  std::optional<rtnl::LinkInfo> link;
+  uint32_t seq = NextSeq();
+  size_t len = rtnl::PutGetLink(send_buf_.data(), seq, name, index);
+  Status s = Transact(send_buf_.data(), len, seq, [&](const nlmsghdr& nlh) -> Status {
+    ASSIGN_OR_RETURN(rtnl::LinkInfo info, rtnl::ParseLinkMessage(nlh));
+    link = std::move(info);
+    return Status();
+  });
+  if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrCat(what, ": no such interface"));
+  if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": ", s.message()));
+  if (!link || (index && link->index != *index)) {
+    return absl::DataLossError(absl::StrCat(what, ": the kernel answered with no such link"));
+  }
+
+  if (!(link->flags & IFF_UP)) {
+    seq = NextSeq();
+    len = rtnl::PutSetLinkUp(send_buf_.data(), seq, link->index);
+    s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
+    if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": set up: ", s.message()));
+    LOG_INFO("netlink: {} ({}) set up", what, link->name);
+  }
+
+  std::vector<net::IpPrefix> present;
+  for (int attempt = 1;; ++attempt) {
+    present.clear();
+    seq = NextSeq();
+    len = rtnl::PutAddressDump(send_buf_.data(), seq);
+    s = Transact(send_buf_.data(), len, seq, [&](const nlmsghdr& nlh) {
+      StatusOr<rtnl::AddressInfo> a = rtnl::ParseAddressMessage(nlh);
+      if (!a.ok()) {
+        LOG_DEBUG("netlink: skipping address message: {}", a.status().ToString());
+      } else if (a->index == link->index) {
+        present.push_back(net::IpPrefix::InterfaceAddress(a->address, a->prefix_len));
+      }
+      return Status();
+    });
+    if (!absl::IsAborted(s) || attempt == kDumpAttempts) break;
+  }
+  if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": list addresses: ", s.message()));
+
+  for (const net::IpPrefix& a : uplink.addresses) {
+    if (std::find(present.begin(), present.end(), a) != present.end()) continue;
+    seq = NextSeq();
+    len = rtnl::PutNewAddress(send_buf_.data(), seq, link->index, a.address(), a.len());
+    s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
+    if (absl::IsAlreadyExists(s)) continue;  // raced with someone else adding it: fine
+    if (!s.ok()) {
+      return Status(s.code(),
+                    absl::StrCat(what, ": add address ", a.ToString(), ": ", s.message()));
+    }
+    LOG_INFO("netlink: added {} to {}", a.ToString(), what);
+  }
+  uplink_index_ = link->index;
+  return Status();
+}
+
+StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family family) {
+  const std::string what = absl::StrCat("dump ", std::string(net::FamilyName(family)), " routes");
+  for (int attempt = 1;; ++attempt) {
+    rtnl::RouteFilter filter;
+    filter.seq = NextSeq();
+    filter.portid = portid_;
+    filter.owner = {config_.route_protocol, config_.route_table, config_.route_metric};
+    filter.uplink_index = uplink_index_;
+    size_t len = rtnl::PutRouteDump(send_buf_.data(), filter.seq, family);
+    RETURN_IF_ERROR(Send(send_buf_.data(), len));
+    std::vector<net::Route> routes;
+    bool interrupted = false;
+    bool done = false;
+    for (int i = 0; i < kMaxDatagramsPerAnswer && !done; ++i) {
+      ASSIGN_OR_RETURN(size_t n, Receive());
+      StatusOr<rtnl::RouteDumpChunk> chunk = rtnl::ParseRouteDump({recv_buf_.data(), n}, filter);
+      if (!chunk.ok()) {
+        if (absl::IsDataLoss(chunk.status())) Disconnect();  // framing lost mid-dump
+        return Status(chunk.status().code(), absl::StrCat(what, ": ", chunk.status().message()));
+      }
+      for (net::Route& r : chunk->routes) {
+        // A kernel without this family answers with its all-family dump: keep ours only.
+        if (r.dst.family() == family) routes.push_back(r);
+      }
+      interrupted |= chunk->interrupted;
+      done = chunk->done;
+    }
+    if (!done) {
+      Disconnect();
+      return absl::UnavailableError(absl::StrCat(what, ": never completed"));
+    }
+    if (!interrupted) return routes;
+    if (attempt == kDumpAttempts) {
+      return absl::AbortedError(
+          absl::StrCat(what, ": interrupted by concurrent changes ", kDumpAttempts, " times"));
+    }
+    LOG_DEBUG("netlink: {} interrupted, restarting", what);
+  }
+}
+
+StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpOwnedRoutes() {
+  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+  ASSIGN_OR_RETURN(std::vector<net::Route> routes, DumpFamily(net::Family::kV4));
+  ASSIGN_OR_RETURN(std::vector<net::Route> v6, DumpFamily(net::Family::kV6));
+  routes.insert(routes.end(), v6.begin(), v6.end());
+  return routes;
+}
+
+std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
+  std::vector<OpResult> results(ops.size());
+  const rtnl::RouteOwner owner{config_.route_protocol, config_.route_table, config_.route_metric};
+  Pending pending;
+  size_t used = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const RouteOp& op = ops[i];
+    results[i].seq = op.seq;
+    if (nl_ == nullptr) {
+      results[i].status =
+          absl::UnavailableError(absl::StrCat(OpText(op), ": netlink socket not connected"));
+      continue;
+    }
+    const net::Route& r = op.route;
+    if (r.dst.len() == 0) {
+      // Never reported by DumpOwnedRoutes, so never writable either.
+      results[i].status = absl::InvalidArgumentError(
+          absl::StrCat(OpText(op), ": the default route is not the agent's"));
+      continue;
+    }
+    if (op.type == OpType::kUpsert) {
+      if (!uplink_index_) {
+        results[i].status = absl::FailedPreconditionError(
+            absl::StrCat(OpText(op), ": uplink not resolved (EnsureUplink first)"));
+        continue;
+      }
+      if (r.gateway.family() != r.dst.family() || r.gateway.IsUnspecified()) {
+        results[i].status =
+            absl::InvalidArgumentError(absl::StrCat(OpText(op), ": invalid gateway"));
+        continue;
+      }
+    }
+    uint32_t seq = NextSeq();
+    uint8_t* at = send_buf_.data() + used;
+    used += op.type == OpType::kUpsert ? rtnl::PutRouteUpsert(at, seq, r, *uplink_index_, owner)
+                                       : rtnl::PutRouteDelete(at, seq, r.dst, owner);
+    pending.by_seq[seq] = i;
+    if (pending.by_seq.size() >= kMaxMessagesPerSend ||
+        used + rtnl::kMaxRequestBytes > kMaxSendBytes) {
+      FlushChunk(used, pending, ops, results);
+      used = 0;
+    }
+  }
+  if (!pending.by_seq.empty()) FlushChunk(used, pending, ops, results);
+  return results;
+}
+
+bool NetlinkDataplane::FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
+                                  std::vector<OpResult>& results) {
+  auto fail_pending = [&](const Status& why) {
+    for (const auto& [seq, index] : pending.by_seq) {
+      results[index].status =
+          absl::UnavailableError(absl::StrCat(OpText(ops[index]), ": ", why.message()));
+    }
+    pending.by_seq.clear();
+    return false;
+  };
+  Status sent = Send(send_buf_.data(), bytes);
+  if (!sent.ok()) return fail_pending(sent);
+  // Every message is answered (NLM_F_ACK), errors included; the kernel processed the whole send
+  // before sendmsg returned, so the acks are already queued. Stale datagrams are bounded too.
+  const size_t max_datagrams = 4 * pending.by_seq.size() + 1000;
+  for (size_t i = 0; i < max_datagrams && !pending.by_seq.empty(); ++i) {
+    StatusOr<size_t> n = Receive();
+    if (!n.ok()) return fail_pending(n.status());
+    StatusOr<std::vector<rtnl::Ack>> acks = rtnl::ParseAcks({recv_buf_.data(), *n}, portid_);
+    if (!acks.ok()) {
+      Disconnect();
+      return fail_pending(acks.status());
+    }
+    for (const rtnl::Ack& ack : *acks) {
+      auto it = pending.by_seq.find(ack.seq);
+      if (it == pending.by_seq.end()) {
+        LOG_DEBUG("netlink: ignoring ack for unknown seq {}", ack.seq);
+        continue;
+      }
+      const RouteOp& op = ops[it->second];
+      Status& status = results[it->second].status;
+      if (ack.error == 0 ||
+          (op.type == OpType::kDelete && (ack.error == ENOENT || ack.error == ESRCH))) {
+        status = Status();
+      } else {
+        status = rtnl::ErrnoStatus(ack.error, OpText(op), ack.kernel_message);
+      }
+      pending.by_seq.erase(it);
+    }
+  }
+  if (!pending.by_seq.empty()) {
+    Disconnect();
+    return fail_pending(absl::UnavailableError("netlink: acks never arrived"));
+  }
+  return true;
+}
+
+}  // namespace vcra::dataplane

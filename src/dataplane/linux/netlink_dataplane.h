@@ -1,0 +1,131 @@
+// The Linux kernel dataplane: routes programmed over an rtnetlink socket (libmnl).
+//
+// Ownership: every route the agent writes carries `route_protocol` (rtm_protocol) in
+// `route_table`. DumpOwnedRoutes reports only routes with both, and deletes name the protocol so
+// the kernel itself refuses to delete anyone else's route. Kernel, boot, static, DHCP, BIRD or
+// Felix routes, and any default route, are invisible to the agent.
+//
+// Hazard: NLM_F_REPLACE replaces the route with the same (table, dst, tos, metric) whatever its
+// protocol. If another route source installs exactly the prefix the agent wants, at the same
+// metric, the agent's upsert takes it over. Give the agent a metric of its own (`route_metric`)
+// where that can happen: the two routes then coexist and the lower metric wins.
+//
+// Batching: Apply encodes many ops into one sendmsg (each message with its own sequence number and
+// NLM_F_ACK) and matches the kernel's acks back by sequence number. Batches are cut at
+// kMaxMessagesPerSend so the acks of one send always fit the receive buffer; an ENOBUFS on receive
+// is never silent: the unanswered ops come back UNAVAILABLE.
+//
+// A broken socket (a send or receive error that is not a per-message errno, or no reply within
+// `reply_timeout`) closes it: every unanswered op is UNAVAILABLE and so is every later call until
+// Connect() succeeds again. The caller then reconnects and resyncs (Dataplane contract).
+//
+// Threading: one thread at a time (the dataplane worker); every call blocks on the kernel.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "dataplane/dataplane.h"
+#include "net/ip.h"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace vcra::dataplane {
+
+// Route protocol 212 marks the agent's routes. It is free in iproute2's rt_protos (0-4 kernel
+// reserved, 8-16 gated..dhcp, 18 keepalived, 42 babel, 99 openr, 186-189 bgp/isis/ospf/rip,
+// 192 eigrp) and used by none of the route sources a Calico host is likely to run: Felix (80),
+// BIRD (12), zebra/FRR (11, 186-189), babel (42), openr (99), keepalived (18), dhcp (16).
+inline constexpr uint8_t kDefaultRouteProtocol = 212;
+inline constexpr uint32_t kMainRouteTable = 254;
+
+struct NetlinkDataplaneConfig {
+  uint8_t route_protocol = kDefaultRouteProtocol;
+  // Tables above 255 are sent as RTA_TABLE. 0 (unspec) and 255 (local) are refused.
+  uint32_t route_table = kMainRouteTable;
+  // 0 is the kernel default (IPv4 0, IPv6 1024). See the hazard in the file comment.
+  uint32_t route_metric = 0;
+  // SO_RCVBUF(FORCE): dumps of large tables and the acks of a batch queue up here.
+  int receive_buffer_bytes = 8 << 20;
+  // Bound on any single wait for the kernel; the kernel answers within microseconds, so hitting
+  // this means the socket is unusable.
+  std::chrono::milliseconds reply_timeout{10000};
+};
+
+class NetlinkDataplane final : public Dataplane {
+ public:
+  // Messages per sendmsg; with capped acks this keeps the replies of one send far below any
+  // receive buffer.
+  static constexpr size_t kMaxMessagesPerSend = 200;
+  static constexpr size_t kMaxSendBytes = 64 * 1024;
+
+  explicit NetlinkDataplane(NetlinkDataplaneConfig config = {});
+  ~NetlinkDataplane() override;
+  NetlinkDataplane(const NetlinkDataplane&) = delete;
+  NetlinkDataplane& operator=(const NetlinkDataplane&) = delete;
+
+  // Refuses configurations that could make the agent touch routes that are not its own
+  // (protocol 0 is a wildcard for RTM_DELROUTE; 1-4 belong to the kernel and static routes).
+  static Status ValidateConfig(const NetlinkDataplaneConfig& config);
+
+  std::string Name() const override { return "linux"; }
+
+  // Opens a NETLINK_ROUTE socket, closing any previous one. Errors: INVALID_ARGUMENT for a bad
+  // config, UNAVAILABLE when the socket cannot be opened.
+  Status Connect() override;
+
+  // Resolves the uplink by name or index (NOT_FOUND when missing), sets it up, adds the
+  // configured addresses it lacks (never removes one) and remembers its ifindex for routes.
+  // Addresses are interface addresses with their host bits (net::IpPrefix::InterfaceAddress,
+  // 10.99.0.1/24). One whose host part is all zeros, such as the canonical 10.99.0.0/24 that
+  // IpPrefix::Parse makes of "10.99.0.1/24", is refused with INVALID_ARGUMENT, never configured.
+  Status EnsureUplink(const UplinkConfig& uplink) override;
+
+  StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override;
+
+  // Upserts need the uplink: before EnsureUplink they fail with FAILED_PRECONDITION.
+  std::vector<OpResult> Apply(std::span<const RouteOp> ops) override;
+
+  // The resolved uplink ifindex, once EnsureUplink succeeded.
+  std::optional<uint32_t> uplink_index() const { return uplink_index_; }
+  const NetlinkDataplaneConfig& config() const { return config_; }
+
+  // Points the socket's descriptor at /dev/null, as if the socket had died under us: every later
+  // send fails until Connect().
+  void BreakSocketForTest();
+
+ private:
+  struct Pending;
+
+  uint32_t NextSeq();
+  void Disconnect();
+  Status Send(const void* buf, size_t len);
+  // Receives one datagram into recv_buf_; returns its length.
+  StatusOr<size_t> Receive();
+  // Sends one request and feeds every data message of its answer to `on_data` until the
+  // NLMSG_DONE or ack. Socket failures disconnect and return UNAVAILABLE.
+  Status Transact(const void* buf, size_t len, uint32_t seq,
+                  const std::function<Status(const nlmsghdr&)>& on_data);
+  StatusOr<std::vector<net::Route>> DumpFamily(net::Family family);
+  // Sends one chunk of encoded ops and records their results; false once the socket broke.
+  bool FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
+                  std::vector<OpResult>& results);
+
+  NetlinkDataplaneConfig config_;
+  mnl_socket* nl_ = nullptr;
+  uint32_t portid_ = 0;
+  uint32_t seq_ = 0;
+  std::optional<uint32_t> uplink_index_;
+  std::vector<uint8_t> send_buf_;
+  std::vector<uint8_t> recv_buf_;
+};
+
+}  // namespace vcra::dataplane
