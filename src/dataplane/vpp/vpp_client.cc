@@ -1,0 +1,533 @@
+#include "dataplane/vpp/vpp_client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+
+namespace vcra::dataplane::vpp {
+
+using Clock = std::chrono::steady_clock;
+
+struct VppClient::Pending {
+  uint32_t context = 0;
+  uint16_t reply_id = 0;
+  uint16_t details_id = 0;
+  bool dump = false;
+  Clock::time_point deadline;
+  bool done = false;
+  StatusOr<Bytes> result = absl::UnknownError("pending");
+  std::vector<Bytes> details;
+  std::weak_ptr<Conn> conn;
+
+  void Finish(StatusOr<Bytes> r) {
+    done = true;
+    result = std::move(r);
+  }
+};
+
+struct VppClient::Conn {
+  int fd = -1;
+  int wake_fd = -1;
+  std::thread reader;
+  std::mutex write_mu;
+  // Immutable after the handshake.
+  std::map<std::string, uint16_t, std::less<>> ids;
+  uint32_t handle = 0;
+  std::string version = "unknown";
+  uint16_t ping_id = 0;
+  uint16_t ping_reply_id = 0;
+  uint16_t event_id = 0;
+  // Guarded by VppClient::mu_.
+  uint32_t next_context = 1;
+  std::deque<std::shared_ptr<Pending>> pending;
+  bool broken = false;
+  bool closing = false;  // our sockclnt_delete is out: VPP's EOF is expected
+  Status broken_status;
+
+  ~Conn() {
+    if (fd >= 0) ::close(fd);
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+};
+
+namespace {
+
+uint32_t Be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+void PutBe32(uint8_t* p, uint32_t v) {
+  p[0] = v >> 24;
+  p[1] = v >> 16;
+  p[2] = v >> 8;
+  p[3] = v;
+}
+
+Status Errno(std::string_view what, int e) {
+  if (e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ECONNREFUSED || e == ENOENT) {
+    return absl::UnavailableError(absl::StrCat(std::string(what), ": ", strerror(e)));
+  }
+  return absl::InternalError(absl::StrCat(std::string(what), ": ", strerror(e)));
+}
+
+// Reads frames until `want_id` or the deadline (handshake only; no reader thread yet).
+StatusOr<Bytes> ReadUntil(int fd, FrameReassembler& rx, uint16_t want_id,
+                          Clock::time_point deadline) {
+  uint8_t buf[65536];
+  while (true) {
+    while (true) {
+      ASSIGN_OR_RETURN(std::optional<Bytes> m, rx.Next());
+      if (!m.has_value()) break;
+      auto id = PeekMsgId(*m);
+      if (id.ok() && *id == want_id) return std::move(*m);
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return absl::DeadlineExceededError("VPP did not answer the sockclnt_create handshake");
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    int n = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno != EINTR) return Errno("poll", errno);
+    if (n <= 0) continue;
+    ssize_t r = ::read(fd, buf, sizeof(buf));
+    if (r == 0) return absl::UnavailableError("VPP closed the connection during the handshake");
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return Errno("read", errno);
+    }
+    rx.Feed(std::span(buf, static_cast<size_t>(r)));
+  }
+}
+
+}  // namespace
+
+VppClient::VppClient(VppClientOptions options) : options_(std::move(options)) {}
+
+VppClient::~VppClient() { Close(); }
+
+bool VppClient::connected() const {
+  std::lock_guard lock(mu_);
+  return conn_ != nullptr && !conn_->broken;
+}
+
+uint32_t VppClient::handle() const {
+  std::lock_guard lock(mu_);
+  return conn_ ? conn_->handle : 0;
+}
+
+std::string VppClient::vpp_version() const {
+  std::lock_guard lock(mu_);
+  return conn_ ? conn_->version : "unknown";
+}
+
+size_t VppClient::max_in_flight_seen() const {
+  std::lock_guard lock(mu_);
+  return max_in_flight_seen_;
+}
+
+void VppClient::SetEventHandler(std::function<void(const SwInterfaceEvent&)> handler) {
+  std::lock_guard lock(mu_);
+  event_handler_ = std::move(handler);
+}
+
+StatusOr<uint16_t> VppClient::MsgId(std::string_view name_crc) const {
+  std::lock_guard lock(mu_);
+  if (conn_ == nullptr) return absl::UnavailableError("not connected to VPP");
+  auto it = conn_->ids.find(name_crc);
+  if (it == conn_->ids.end()) {
+    return absl::NotFoundError(absl::StrCat("VPP lacks message ", std::string(name_crc)));
+  }
+  return it->second;
+}
+
+StatusOr<std::shared_ptr<VppClient::Conn>> VppClient::CurrentConn() const {
+  std::lock_guard lock(mu_);
+  if (conn_ == nullptr) return absl::UnavailableError("not connected to VPP");
+  if (conn_->broken) return conn_->broken_status;
+  return conn_;
+}
+
+Status VppClient::Connect() {
+  Close();
+  auto conn = std::make_shared<Conn>();
+  sockaddr_un addr{};
+  if (options_.socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("VPP API socket path too long: " + options_.socket_path);
+  }
+  conn->fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (conn->fd < 0) return Errno("socket", errno);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, options_.socket_path.data(), options_.socket_path.size());
+  if (::connect(conn->fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("connect to VPP API socket ", options_.socket_path, ": ", strerror(errno)));
+  }
+  ::fcntl(conn->fd, F_SETFL, ::fcntl(conn->fd, F_GETFL) | O_NONBLOCK);
+  conn->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+  // Handshake: the only message whose id is fixed.
+  RETURN_IF_ERROR(WriteAll(*conn, Frame(EncodeSockclntCreate({1, options_.client_name}))));
+  FrameReassembler rx(options_.max_message_size);
+  ASSIGN_OR_RETURN(Bytes reply_bytes, ReadUntil(conn->fd, rx, kSockclntCreateReplyId,
+                                                Clock::now() + options_.connect_timeout));
+  ASSIGN_OR_RETURN(SockclntCreateReply reply, DecodeSockclntCreateReply(reply_bytes));
+  if (reply.response != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("VPP refused sockclnt_create: response ", reply.response));
+  }
+  conn->handle = reply.index;
+  for (const auto& [id, name] : reply.table) conn->ids[name] = id;
+  auto id_of = [&](std::string_view n) -> uint16_t {
+    auto it = conn->ids.find(n);
+    return it == conn->ids.end() ? 0 : it->second;
+  };
+  conn->ping_id = id_of(msg::kControlPing);
+  conn->ping_reply_id = id_of(msg::kControlPingReply);
+  conn->event_id = id_of(msg::kSwInterfaceEvent);
+  if (rx.buffered() > 0) {
+    // Nothing is sent before the reply and nothing unasked after it; keep going regardless.
+    LOG_WARN("VPP sent {} unexpected bytes after the handshake", rx.buffered());
+  }
+
+  {
+    std::lock_guard lock(mu_);
+    conn_ = conn;
+  }
+  conn->reader = std::thread([this, conn] { ReaderLoop(conn); });
+
+  if (conn->ids.count(msg::kShowVersion) && conn->ids.count(msg::kShowVersionReply)) {
+    auto sv = Call(EncodeBareRequest(conn->ids[std::string(msg::kShowVersion)], {}),
+                   msg::kShowVersionReply);
+    if (sv.ok()) {
+      if (auto v = DecodeShowVersionReply(*sv); v.ok()) {
+        std::lock_guard lock(mu_);
+        conn->version = v->version.empty() ? "unknown" : v->version;
+      }
+    }
+  }
+
+  std::vector<std::string> missing;
+  std::vector<std::string> required = options_.required_messages;
+  required.push_back(std::string(msg::kControlPing));
+  required.push_back(std::string(msg::kControlPingReply));
+  for (const std::string& name : required) {
+    if (conn->ids.count(name)) continue;
+    if (std::find(missing.begin(), missing.end(), name) != missing.end()) continue;
+    missing.push_back(name);
+  }
+  if (!missing.empty()) {
+    std::vector<std::string> parts;
+    for (const std::string& name : missing) {
+      // Same message with another CRC = another definition: name it, it helps the operator.
+      std::string base = name.size() > 9 ? name.substr(0, name.size() - 9) : name;
+      std::string other;
+      for (const auto& [n, id] : conn->ids) {
+        if (n.size() == base.size() + 9 && n.compare(0, base.size() + 1, base + "_") == 0) {
+          other = n;
+        }
+      }
+      parts.push_back(other.empty() ? name : absl::StrCat(name, " (it has ", other, ")"));
+    }
+    std::string version = conn->version;
+    Close();
+    return absl::FailedPreconditionError(
+        absl::StrCat("VPP ", version, " lacks ", absl::StrJoin(parts, "; "),
+                     " - this agent speaks the VPP 21.06..26.06 API (vpp-binapi.md 3.3)"));
+  }
+  LOG_INFO("connected to VPP {} at {} (handle {:#x}, {} messages)", conn->version,
+           options_.socket_path, conn->handle, conn->ids.size());
+  return absl::OkStatus();
+}
+
+void VppClient::Close() {
+  std::shared_ptr<Conn> conn;
+  {
+    std::lock_guard lock(mu_);
+    conn = conn_;
+  }
+  if (conn == nullptr) return;
+  bool broken;
+  {
+    std::lock_guard lock(mu_);
+    broken = conn->broken;
+  }
+  if (!broken) {
+    {
+      std::lock_guard lock(mu_);
+      conn->closing = true;
+    }
+    auto del = conn->ids.find(msg::kSockclntDelete);
+    auto del_reply = conn->ids.find(msg::kSockclntDeleteReply);
+    if (del != conn->ids.end() && del_reply != conn->ids.end()) {
+      SockclntDelete m;
+      m.index = conn->handle;
+      auto p = Send(EncodeSockclntDelete(del->second, m), del_reply->second, 0, false);
+      if (p.ok()) {
+        std::unique_lock lock(mu_);
+        // A short wait: VPP answers at once; a closed socket is as good (vpp-binapi.md 4.3).
+        auto deadline = Clock::now() + std::chrono::milliseconds(1000);
+        cv_.wait_until(lock, deadline, [&] { return (*p)->done; });
+      }
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!conn->broken) {
+      conn->broken = true;
+      conn->broken_status = absl::UnavailableError("VPP connection closed by the agent");
+    }
+    FailAllLocked(*conn, conn->broken_status);
+    if (conn_ == conn) conn_ = nullptr;
+  }
+  cv_.notify_all();
+  ::shutdown(conn->fd, SHUT_RDWR);
+  uint64_t one = 1;
+  (void)!::write(conn->wake_fd, &one, sizeof(one));
+  if (conn->reader.joinable()) conn->reader.join();
+}
+
+Status VppClient::WriteAll(Conn& conn, const Bytes& data) {
+  size_t off = 0;
+  auto deadline = Clock::now() + options_.request_timeout;
+  while (off < data.size()) {
+    ssize_t n = ::send(conn.fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return Errno("write to VPP", errno);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return absl::UnavailableError("write to VPP timed out");
+    pollfd pfd{conn.fd, POLLOUT, 0};
+    ::poll(&pfd, 1, static_cast<int>(left.count()));
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uint16_t reply_id,
+                                                              uint16_t details_id, bool dump) {
+  if (request.size() < 10) return absl::InvalidArgumentError("request shorter than 10 bytes");
+  ASSIGN_OR_RETURN(std::shared_ptr<Conn> conn, CurrentConn());
+  std::lock_guard write_lock(conn->write_mu);
+  auto p = std::make_shared<Pending>();
+  {
+    std::unique_lock lock(mu_);
+    auto window_deadline = Clock::now() + options_.request_timeout;
+    while (!conn->broken && conn->pending.size() >= options_.max_outstanding) {
+      ExpireLocked(*conn);
+      if (conn->pending.size() < options_.max_outstanding) break;
+      auto until = std::min(window_deadline, conn->pending.front()->deadline);
+      if (cv_.wait_until(lock, until) == std::cv_status::timeout &&
+          Clock::now() >= window_deadline) {
+        return absl::DeadlineExceededError("VPP request window stayed full");
+      }
+    }
+    if (conn->broken) return conn->broken_status;
+    uint32_t ctx = conn->next_context++;
+    if (conn->next_context == 0) conn->next_context = 1;
+    PutBe32(request.data() + 2, conn->handle);
+    PutBe32(request.data() + 6, ctx);
+    p->context = ctx;
+    p->reply_id = reply_id;
+    p->details_id = details_id;
+    p->dump = dump;
+    p->deadline = Clock::now() + options_.request_timeout;
+    p->conn = conn;
+    conn->pending.push_back(p);
+    max_in_flight_seen_ = std::max(max_in_flight_seen_, conn->pending.size());
+  }
+  Bytes out;
+  out.reserve(request.size() + 48);
+  AppendFrame(request, &out);
+  if (dump) AppendFrame(EncodeBareRequest(conn->ping_id, {conn->handle, p->context}), &out);
+  if (Status st = WriteAll(*conn, out); !st.ok()) {
+    std::lock_guard lock(mu_);
+    if (!conn->broken) {
+      conn->broken = true;
+      conn->broken_status = absl::UnavailableError(st.message());
+    }
+    FailAllLocked(*conn, conn->broken_status);
+    cv_.notify_all();
+  }
+  return p;
+}
+
+StatusOr<Bytes> VppClient::Wait(const std::shared_ptr<Pending>& p) {
+  std::unique_lock lock(mu_);
+  while (!p->done) {
+    if (cv_.wait_until(lock, p->deadline) == std::cv_status::timeout && !p->done &&
+        Clock::now() >= p->deadline) {
+      if (auto conn = p->conn.lock()) ExpireLocked(*conn);
+      if (!p->done) p->Finish(absl::DeadlineExceededError("no reply from VPP in time"));
+    }
+  }
+  return p->result;
+}
+
+void VppClient::ExpireLocked(Conn& conn) {
+  auto now = Clock::now();
+  std::erase_if(conn.pending, [&](const std::shared_ptr<Pending>& p) {
+    if (p->deadline > now) return false;
+    p->Finish(absl::DeadlineExceededError(
+        absl::StrCat("no reply from VPP within ", options_.request_timeout.count(), " ms")));
+    return true;
+  });
+}
+
+void VppClient::FailAllLocked(Conn& conn, const Status& st) {
+  for (auto& p : conn.pending) p->Finish(st);
+  conn.pending.clear();
+}
+
+StatusOr<Bytes> VppClient::Call(Bytes request, std::string_view reply_name_crc) {
+  ASSIGN_OR_RETURN(uint16_t reply_id, MsgId(reply_name_crc));
+  ASSIGN_OR_RETURN(auto p, Send(std::move(request), reply_id, 0, false));
+  return Wait(p);
+}
+
+std::vector<StatusOr<Bytes>> VppClient::CallMany(std::vector<Bytes> requests,
+                                                 std::string_view reply_name_crc) {
+  std::vector<StatusOr<Bytes>> out;
+  out.reserve(requests.size());
+  auto reply_id = MsgId(reply_name_crc);
+  if (!reply_id.ok()) {
+    for (size_t i = 0; i < requests.size(); ++i) out.push_back(reply_id.status());
+    return out;
+  }
+  std::vector<StatusOr<std::shared_ptr<Pending>>> sent;
+  sent.reserve(requests.size());
+  for (Bytes& r : requests) {
+    // Once the connection is gone, the rest fail the same way without being sent.
+    if (!sent.empty() && !sent.back().ok() && absl::IsUnavailable(sent.back().status())) {
+      sent.push_back(sent.back().status());
+      continue;
+    }
+    sent.push_back(Send(std::move(r), *reply_id, 0, false));
+  }
+  for (auto& s : sent) out.push_back(s.ok() ? Wait(*s) : StatusOr<Bytes>(s.status()));
+  return out;
+}
+
+StatusOr<std::vector<Bytes>> VppClient::Dump(Bytes request, std::string_view details_name_crc) {
+  ASSIGN_OR_RETURN(uint16_t details_id, MsgId(details_name_crc));
+  ASSIGN_OR_RETURN(auto p, Send(std::move(request), 0, details_id, true));
+  RETURN_IF_ERROR(Wait(p).status());
+  std::lock_guard lock(mu_);
+  return std::move(p->details);
+}
+
+void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
+  FrameReassembler rx(options_.max_message_size);
+  std::vector<uint8_t> buf(65536);
+  Status why;
+  while (true) {
+    pollfd fds[2] = {{conn->fd, POLLIN, 0}, {conn->wake_fd, POLLIN, 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      why = Errno("poll", errno);
+      break;
+    }
+    if (fds[1].revents) {
+      why = absl::UnavailableError("VPP connection closed by the agent");
+      break;
+    }
+    ssize_t r = ::read(conn->fd, buf.data(), buf.size());
+    if (r == 0) {
+      why = absl::UnavailableError("VPP closed the API connection (EOF)");
+      break;
+    }
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      why = absl::UnavailableError(absl::StrCat("VPP API connection: ", strerror(errno)));
+      break;
+    }
+    rx.Feed(std::span(buf.data(), static_cast<size_t>(r)));
+    bool bad = false;
+    while (true) {
+      auto m = rx.Next();
+      if (!m.ok()) {
+        why = absl::UnavailableError(m.status().message());
+        bad = true;
+        break;
+      }
+      if (!m->has_value()) break;
+      Dispatch(*conn, std::move(**m));
+    }
+    if (bad) break;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!conn->broken) {
+      conn->broken = true;
+      conn->broken_status = why;
+      if (!conn->closing) LOG_WARN("VPP API connection lost: {}", std::string(why.message()));
+    }
+    FailAllLocked(*conn, conn->broken_status);
+  }
+  cv_.notify_all();
+}
+
+void VppClient::Dispatch(Conn& conn, Bytes msg) {
+  auto id = PeekMsgId(msg);
+  if (!id.ok()) return;
+  if (*id == conn.event_id && conn.event_id != 0) {
+    auto ev = DecodeSwInterfaceEvent(msg);
+    std::function<void(const SwInterfaceEvent&)> handler;
+    {
+      std::lock_guard lock(mu_);
+      handler = event_handler_;
+    }
+    if (ev.ok() && handler) handler(*ev);
+    return;
+  }
+  if (msg.size() < 6) return;  // no context: nothing to match
+  uint32_t ctx = Be32(msg.data() + 2);
+  std::lock_guard lock(mu_);
+  auto it = std::find_if(conn.pending.begin(), conn.pending.end(),
+                         [&](const auto& p) { return p->context == ctx; });
+  if (it == conn.pending.end()) {
+    LOG_DEBUG("VPP message id {} with unknown context {} ignored", *id, ctx);
+    return;
+  }
+  // VPP answers strictly in order: whatever was sent before this one got no reply.
+  for (auto e = conn.pending.begin(); e != it; ++e) {
+    (*e)->Finish(
+        absl::InternalError("VPP sent no reply: it dropped the request (unknown id or too short)"));
+  }
+  it = conn.pending.erase(conn.pending.begin(), it);
+  Pending& p = **it;
+  if (p.dump) {
+    if (*id == p.details_id) {
+      p.details.push_back(std::move(msg));
+      cv_.notify_all();
+      return;
+    }
+    if (*id == conn.ping_reply_id) {
+      p.Finish(Bytes());
+    } else {
+      p.Finish(absl::InternalError(
+          absl::StrCat("unexpected VPP message id ", *id, " in a dump (context ", ctx, ")")));
+    }
+  } else if (*id == p.reply_id) {
+    p.Finish(std::move(msg));
+  } else {
+    p.Finish(absl::InternalError(
+        absl::StrCat("unexpected VPP message id ", *id, " as reply (context ", ctx, ")")));
+  }
+  conn.pending.erase(it);
+  cv_.notify_all();
+}
+
+}  // namespace vcra::dataplane::vpp

@@ -1,0 +1,279 @@
+#include "dataplane/vpp/vpp_client.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "dataplane/vpp/sim/vpp_sim.h"
+
+namespace vcra::dataplane::vpp {
+namespace {
+
+using sim::SimOptions;
+using sim::VppSim;
+
+net::IpAddress Ip(std::string_view s) { return *net::IpAddress::Parse(s); }
+
+std::string TempSocket(const std::string& tag) {
+  return "/tmp/vcra-vppc-" + tag + "-" + std::to_string(::getpid()) + ".sock";
+}
+
+// Polls `cond` up to ~5 s (bounded), for state another thread changes.
+template <typename F>
+bool Eventually(F cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+class VppClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SimOptions o;
+    o.socket_path = TempSocket(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    o.seed = 42;
+    sim_ = std::make_unique<VppSim>(o);
+    ASSERT_TRUE(sim_->Start().ok());
+  }
+
+  VppClientOptions Options() {
+    VppClientOptions o;
+    o.socket_path = sim_->socket_path();
+    o.request_timeout = std::chrono::milliseconds(3000);
+    return o;
+  }
+
+  Bytes RouteAdd(VppClient& c, const std::string& prefix, bool is_add = true) {
+    IpRouteAddDel m;
+    m.is_add = is_add;
+    m.route.prefix = WirePrefix::From(*net::IpPrefix::Parse(prefix));
+    if (is_add) m.route.paths = {FibPath::Via(Ip("172.16.0.2"), 1)};
+    return EncodeIpRouteAddDel(*c.MsgId(msg::kIpRouteAddDel), m, false);
+  }
+
+  std::unique_ptr<VppSim> sim_;
+};
+
+TEST_F(VppClientTest, HandshakeBuildsIdTableFromVpp) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  EXPECT_EQ(c.handle(), 0x80000001u);
+  EXPECT_EQ(*c.MsgId(msg::kControlPing), 23);  // memclnt ids are fixed
+  auto id = c.MsgId(msg::kIpRouteAddDel);
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(*id, *sim_->MsgId(msg::kIpRouteAddDel));
+  EXPECT_NE(*id, 362);  // the real 26.06 id: shuffled away on purpose
+  EXPECT_EQ(c.vpp_version(), "26.06-sim");
+  EXPECT_FALSE(c.MsgId("no_such_message_12345678").ok());
+}
+
+TEST_F(VppClientTest, MissingOrDifferentCrcNamesEveryMessageAndTheVersion) {
+  sim_->OverrideNameCrc("ip_route_add_del", "ip_route_add_del_deadbeef");
+  sim_->OverrideNameCrc("ip_route_add_del_v2", "");
+  VppClientOptions o = Options();
+  o.required_messages = {std::string(msg::kIpRouteAddDel), std::string(msg::kIpRouteAddDelV2),
+                         std::string(msg::kIpRouteDump)};
+  VppClient c(o);
+  Status st = c.Connect();
+  ASSERT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("VPP 26.06-sim lacks ip_route_add_del_b8ecfe0d (it has "
+                              "ip_route_add_del_deadbeef); ip_route_add_del_v2_521ef330"),
+            std::string::npos)
+      << st;
+  EXPECT_EQ(st.message().find("ip_route_dump"), std::string::npos) << st;
+  EXPECT_FALSE(c.connected());
+}
+
+TEST_F(VppClientTest, CallAndDump) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  auto r = c.Call(EncodeBareRequest(*c.MsgId(msg::kControlPing), {}), msg::kControlPingReply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(DecodeControlPingReply(*r)->vpe_pid, 4242u);
+  auto d =
+      c.Dump(EncodeSwInterfaceDump(*c.MsgId(msg::kSwInterfaceDump), {}), msg::kSwInterfaceDetails);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->size(), 2u);
+  EXPECT_EQ(DecodeSwInterfaceDetails((*d)[1])->interface_name, "host-eth0");
+  // A dump that matches nothing: only the control_ping_reply comes back.
+  SwInterfaceDump none;
+  none.sw_if_index = 77;
+  d = c.Dump(EncodeSwInterfaceDump(*c.MsgId(msg::kSwInterfaceDump), none),
+             msg::kSwInterfaceDetails);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->empty());
+}
+
+TEST_F(VppClientTest, DroppedRequestFailsFastWhenALaterReplyArrives) {
+  VppClientOptions o = Options();
+  o.request_timeout = std::chrono::milliseconds(60000);  // must not be what ends the wait
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  Bytes truncated = RouteAdd(c, "10.9.0.0/26");
+  truncated.resize(30);  // VPP drops it without a reply (transcript step 11)
+  auto start = std::chrono::steady_clock::now();
+  auto res = c.CallMany({truncated, RouteAdd(c, "10.9.1.0/26")}, msg::kIpRouteAddDelReply);
+  ASSERT_EQ(res.size(), 2u);
+  EXPECT_EQ(res[0].status().code(), absl::StatusCode::kInternal) << res[0].status();
+  ASSERT_TRUE(res[1].ok()) << res[1].status();
+  EXPECT_EQ(DecodeIpRouteAddDelReply(*res[1])->retval, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+TEST_F(VppClientTest, TenThousandPipelinedRequestsWithinTheWindow) {
+  VppClientOptions o = Options();
+  o.max_outstanding = 256;
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  std::vector<Bytes> reqs;
+  for (int i = 0; i < 10000; ++i) {
+    reqs.push_back(RouteAdd(c, net::IpPrefix(Ip("10.128.0.0").Plus(i), 32).ToString()));
+  }
+  size_t before = sim_->Routes(false).size();
+  auto res = c.CallMany(std::move(reqs), msg::kIpRouteAddDelReply);
+  ASSERT_EQ(res.size(), 10000u);
+  for (const auto& r : res) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
+  }
+  EXPECT_LE(c.max_in_flight_seen(), 256u);
+  EXPECT_GT(c.max_in_flight_seen(), 1u);
+  EXPECT_EQ(sim_->Routes(false).size(), before + 10000);
+}
+
+TEST_F(VppClientTest, WindowIsNeverExceededWhileVppIsStalled) {
+  VppClientOptions o = Options();
+  o.max_outstanding = 64;
+  o.request_timeout = std::chrono::milliseconds(20000);
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  uint16_t ping = *c.MsgId(msg::kControlPing);
+  sim_->SetPaused(true);
+  std::vector<StatusOr<Bytes>> res;
+  std::thread t([&] {
+    std::vector<Bytes> reqs(1000, EncodeBareRequest(ping, {}));
+    res = c.CallMany(std::move(reqs), msg::kControlPingReply);
+  });
+  EXPECT_TRUE(Eventually([&] { return c.max_in_flight_seen() == 64; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(c.max_in_flight_seen(), 64u);
+  sim_->SetPaused(false);
+  t.join();
+  ASSERT_EQ(res.size(), 1000u);
+  for (const auto& r : res) EXPECT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(c.max_in_flight_seen(), 64u);
+}
+
+TEST_F(VppClientTest, PerRequestTimeout) {
+  VppClientOptions o = Options();
+  o.request_timeout = std::chrono::milliseconds(100);
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  sim_->SetReplyDelay(std::chrono::milliseconds(400));
+  auto r = c.Call(EncodeBareRequest(*c.MsgId(msg::kControlPing), {}), msg::kControlPingReply);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  sim_->SetReplyDelay(std::chrono::milliseconds(0));
+}
+
+TEST_F(VppClientTest, DisconnectIsUnavailableAndReconnectGetsNewIds) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  uint16_t old_id = *c.MsgId(msg::kIpRouteAddDel);
+  sim_->Restart();
+  EXPECT_TRUE(Eventually([&] { return !c.connected(); }));
+  auto r = c.Call(EncodeBareRequest(23, {}), msg::kControlPingReply);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  ASSERT_TRUE(c.Connect().ok());
+  uint16_t new_id = *c.MsgId(msg::kIpRouteAddDel);
+  EXPECT_EQ(new_id, *sim_->MsgId(msg::kIpRouteAddDel));
+  EXPECT_NE(new_id, old_id);
+  auto res = c.CallMany({RouteAdd(c, "10.7.0.0/26")}, msg::kIpRouteAddDelReply);
+  EXPECT_TRUE(res[0].ok());
+}
+
+TEST_F(VppClientTest, EventsGoToTheHandler) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  std::mutex mu;
+  std::vector<SwInterfaceEvent> events;
+  c.SetEventHandler([&](const SwInterfaceEvent& e) {
+    std::lock_guard l(mu);
+    events.push_back(e);
+  });
+  WantInterfaceEvents want;
+  want.pid = 0x12345678;
+  auto r = c.Call(EncodeWantInterfaceEvents(*c.MsgId(msg::kWantInterfaceEvents), want),
+                  msg::kWantInterfaceEventsReply);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(DecodeRetvalReply(*r)->retval, 0);
+  SwInterfaceSetFlags up;
+  up.sw_if_index = 1;
+  up.flags = kIfAdminUp;
+  r = c.Call(EncodeSwInterfaceSetFlags(*c.MsgId(msg::kSwInterfaceSetFlags), up),
+             msg::kSwInterfaceSetFlagsReply);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard l(mu);
+    return !events.empty();
+  }));
+  std::lock_guard l(mu);
+  EXPECT_EQ(events[0].sw_if_index, 1u);
+  EXPECT_EQ(events[0].flags, kIfAdminUp | kIfLinkUp);
+  EXPECT_EQ(events[0].pid, 0x12345678u);
+  EXPECT_EQ(events[0].client_index, c.handle());
+}
+
+TEST_F(VppClientTest, CleanCloseSendsSockclntDelete) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  EXPECT_TRUE(Eventually([&] { return sim_->connection_count() == 1; }));
+  uint64_t before = sim_->messages_handled();
+  c.Close();
+  EXPECT_FALSE(c.connected());
+  EXPECT_EQ(sim_->messages_handled(), before + 1);  // the sockclnt_delete
+  EXPECT_TRUE(Eventually([&] { return sim_->connection_count() == 0; }));
+}
+
+TEST_F(VppClientTest, ConnectToNothingIsUnavailable) {
+  VppClientOptions o = Options();
+  o.socket_path = "/tmp/vcra-no-such-vpp.sock";
+  VppClient c(o);
+  EXPECT_EQ(c.Connect().code(), absl::StatusCode::kUnavailable);
+}
+
+// The simulator reassembles requests that arrive one byte per write(), as VPP does.
+TEST_F(VppClientTest, SimulatorReassemblesByteByByteWrites) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", sim_->socket_path().c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  Bytes out = Frame(EncodeSockclntCreate({7, "bytewise"}));
+  AppendFrame(EncodeBareRequest(23, {0x80000001, 8}), &out);
+  for (uint8_t b : out) {
+    ASSERT_EQ(::write(fd, &b, 1), 1);
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  FrameReassembler rx;
+  std::vector<Bytes> got;
+  uint8_t buf[4096];
+  while (got.size() < 2) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0);
+    rx.Feed(std::span(buf, size_t(n)));
+    while (auto m = *rx.Next()) got.push_back(*m);
+  }
+  EXPECT_EQ(*PeekMsgId(got[0]), kSockclntCreateReplyId);
+  EXPECT_EQ(DecodeControlPingReply(got[1])->context, 8u);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace vcra::dataplane::vpp

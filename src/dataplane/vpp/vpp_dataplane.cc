@@ -1,0 +1,340 @@
+#include "dataplane/vpp/vpp_dataplane.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+
+namespace vcra::dataplane::vpp {
+
+namespace {
+
+// Messages the agent cannot work without.
+const std::vector<std::string_view>& BaseMessages() {
+  static const auto* v = new std::vector<std::string_view>{
+      msg::kSwInterfaceDump,
+      msg::kSwInterfaceDetails,
+      msg::kSwInterfaceSetFlags,
+      msg::kSwInterfaceSetFlagsReply,
+      msg::kSwInterfaceAddDelAddress,
+      msg::kSwInterfaceAddDelAddressReply,
+      msg::kIpAddressDump,
+      msg::kIpAddressDetails,
+      msg::kIpRouteAddDel,
+      msg::kIpRouteAddDelReply,
+      msg::kIpRouteDump,
+      msg::kIpRouteDetails,
+  };
+  return *v;
+}
+
+// Messages of the FIB-source ownership mode.
+const std::vector<std::string_view>& SourceMessages() {
+  static const auto* v = new std::vector<std::string_view>{
+      msg::kFibSourceAdd,     msg::kFibSourceAddReply, msg::kFibSourceDump,
+      msg::kFibSourceDetails, msg::kIpRouteAddDelV2,   msg::kIpRouteAddDelV2Reply,
+      msg::kIpRouteV2Dump,    msg::kIpRouteV2Details,
+  };
+  return *v;
+}
+
+Status RetvalStatus(std::string_view what, int32_t rv) {
+  if (rv == 0) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("VPP ", std::string(what), ": ", RetvalToString(rv)));
+}
+
+}  // namespace
+
+VppDataplane::VppDataplane(VppDataplaneConfig config) : config_(std::move(config)) {}
+
+VppDataplane::~VppDataplane() { Disconnect(); }
+
+std::string VppDataplane::vpp_version() const {
+  return client_ ? client_->vpp_version() : "unknown";
+}
+
+void VppDataplane::Disconnect() {
+  if (client_) client_->Close();
+}
+
+Status VppDataplane::Connect() {
+  if (client_ && client_->connected()) return absl::OkStatus();
+  VppClientOptions o;
+  o.socket_path = config_.api_socket;
+  o.client_name = config_.client_name;
+  o.request_timeout = config_.request_timeout;
+  o.max_outstanding = config_.max_outstanding;
+  for (auto m : BaseMessages()) o.required_messages.emplace_back(m);
+  if (config_.require_fib_source) {
+    for (auto m : SourceMessages()) o.required_messages.emplace_back(m);
+  }
+  client_ = std::make_unique<VppClient>(o);
+  source_id_.reset();
+  uplink_index_.reset();
+  RETURN_IF_ERROR(client_->Connect());
+  if (Status st = SetUpOwnership(); !st.ok()) {
+    client_->Close();
+    return st;
+  }
+  if (last_uplink_) {
+    // A reconnect may follow a VPP restart: interface state and addresses are gone.
+    RETURN_IF_ERROR(EnsureUplink(*last_uplink_));
+  }
+  return absl::OkStatus();
+}
+
+Status VppDataplane::SetUpOwnership() {
+  std::vector<std::string> missing;
+  for (auto m : SourceMessages()) {
+    if (!client_->Has(m)) missing.emplace_back(m);
+  }
+  if (!missing.empty()) {
+    if (config_.pools.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "VPP ", client_->vpp_version(), " lacks ", absl::StrJoin(missing, "; "),
+          " (FIB source API) and no Calico IP pools are configured, so the agent could not "
+          "recognise its own routes"));
+    }
+    ownership_ = Ownership::kPoolRule;
+    LOG_WARN(
+        "VPP {} lacks the FIB source API ({}): owning routes by the pool rule (prefix in a "
+        "Calico pool and next hop via the uplink)",
+        client_->vpp_version(), absl::StrJoin(missing, ", "));
+    return absl::OkStatus();
+  }
+  ownership_ = Ownership::kFibSource;
+  // Look the source up first: fib_source_add allocates a new u8 id on every call.
+  ASSIGN_OR_RETURN(auto details,
+                   client_->Dump(EncodeBareRequest(*client_->MsgId(msg::kFibSourceDump), {}),
+                                 msg::kFibSourceDetails));
+  for (const Bytes& b : details) {
+    auto d = DecodeFibSourceDetails(b);
+    if (!d.ok()) {
+      LOG_WARN("ignoring malformed fib_source_details: {}", std::string(d.status().message()));
+      continue;
+    }
+    if (d->src.name == config_.fib_source_name && (!source_id_ || d->src.id < *source_id_)) {
+      source_id_ = d->src.id;
+    }
+  }
+  if (source_id_) {
+    LOG_INFO("reusing VPP FIB source '{}' id {}", config_.fib_source_name, *source_id_);
+    return absl::OkStatus();
+  }
+  FibSourceAdd add;
+  add.src.name = config_.fib_source_name;
+  add.src.priority = config_.fib_source_priority;
+  ASSIGN_OR_RETURN(Bytes reply,
+                   client_->Call(EncodeFibSourceAdd(*client_->MsgId(msg::kFibSourceAdd), add),
+                                 msg::kFibSourceAddReply));
+  ASSIGN_OR_RETURN(FibSourceAddReply r, DecodeFibSourceAddReply(reply));
+  RETURN_IF_ERROR(RetvalStatus("fib_source_add", r.retval));
+  if (r.id == 0) return absl::InternalError("VPP fib_source_add returned source id 0");
+  source_id_ = r.id;
+  LOG_INFO("registered VPP FIB source '{}' id {}", config_.fib_source_name, r.id);
+  return absl::OkStatus();
+}
+
+StatusOr<uint32_t> VppDataplane::ResolveUplink(const UplinkConfig& uplink) {
+  SwInterfaceDump dump;
+  if (uplink.index) {
+    dump.sw_if_index = *uplink.index;
+  } else {
+    if (uplink.name.empty()) return absl::InvalidArgumentError("uplink: no name and no index");
+    dump.name_filter_valid = true;  // a substring match: pick the exact name below
+    dump.name_filter = uplink.name;
+  }
+  ASSIGN_OR_RETURN(auto details, client_->Dump(EncodeSwInterfaceDump(
+                                                   *client_->MsgId(msg::kSwInterfaceDump), dump),
+                                               msg::kSwInterfaceDetails));
+  for (const Bytes& b : details) {
+    auto d = DecodeSwInterfaceDetails(b);
+    if (!d.ok()) continue;
+    // sw_if_index 0 in the request means "all" to VPP: filter here.
+    if (uplink.index ? d->sw_if_index == *uplink.index : d->interface_name == uplink.name) {
+      return d->sw_if_index;
+    }
+  }
+  return absl::NotFoundError(
+      uplink.index ? absl::StrCat("VPP has no interface with sw_if_index ", *uplink.index)
+                   : absl::StrCat("VPP has no interface named '", uplink.name, "'"));
+}
+
+Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
+  if (!client_ || !client_->connected()) return absl::UnavailableError("not connected to VPP");
+  ASSIGN_OR_RETURN(uint32_t idx, ResolveUplink(uplink));
+
+  SwInterfaceSetFlags up;
+  up.sw_if_index = idx;
+  up.flags = kIfAdminUp;
+  ASSIGN_OR_RETURN(Bytes reply, client_->Call(EncodeSwInterfaceSetFlags(
+                                                  *client_->MsgId(msg::kSwInterfaceSetFlags), up),
+                                              msg::kSwInterfaceSetFlagsReply));
+  ASSIGN_OR_RETURN(RetvalReply r, DecodeRetvalReply(reply));
+  RETURN_IF_ERROR(RetvalStatus("sw_interface_set_flags admin-up", r.retval));
+
+  for (bool v6 : {false, true}) {
+    std::vector<net::IpPrefix> wanted;
+    for (const net::IpPrefix& p : uplink.addresses) {
+      if ((p.family() == net::Family::kV6) == v6) wanted.push_back(p);
+    }
+    if (wanted.empty()) continue;
+    IpAddressDump dump;
+    dump.sw_if_index = idx;
+    dump.is_ipv6 = v6;
+    ASSIGN_OR_RETURN(auto details,
+                     client_->Dump(EncodeIpAddressDump(*client_->MsgId(msg::kIpAddressDump), dump),
+                                   msg::kIpAddressDetails));
+    std::vector<WirePrefix> have;
+    for (const Bytes& b : details) {
+      if (auto d = DecodeIpAddressDetails(b); d.ok()) have.push_back(d->prefix);
+    }
+    for (const net::IpPrefix& p : wanted) {
+      WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
+      auto same = std::find_if(have.begin(), have.end(), [&](const WirePrefix& h) {
+        return h.af == w.af && h.addr == w.addr;
+      });
+      if (same != have.end()) {
+        if (same->len != w.len) {
+          // Never removed, never changed: the operator decides.
+          LOG_WARN("uplink already has {} with prefix length {}, not {}; left as it is",
+                   p.address().ToString(), int{same->len}, p.len());
+        }
+        continue;
+      }
+      SwInterfaceAddDelAddress add;
+      add.sw_if_index = idx;
+      add.prefix = w;
+      ASSIGN_OR_RETURN(Bytes ar,
+                       client_->Call(EncodeSwInterfaceAddDelAddress(
+                                         *client_->MsgId(msg::kSwInterfaceAddDelAddress), add),
+                                     msg::kSwInterfaceAddDelAddressReply));
+      ASSIGN_OR_RETURN(RetvalReply arr, DecodeRetvalReply(ar));
+      RETURN_IF_ERROR(RetvalStatus(
+          absl::StrCat("adding ", p.address().ToString(), "/", p.len(), " to the uplink"),
+          arr.retval));
+      LOG_INFO("added {}/{} to VPP uplink sw_if_index {}", p.address().ToString(), p.len(), idx);
+    }
+  }
+  uplink_index_ = idx;
+  last_uplink_ = uplink;
+  return absl::OkStatus();
+}
+
+bool VppDataplane::InPools(const net::IpPrefix& p) const {
+  if (p.len() == 0) return false;
+  return std::any_of(config_.pools.begin(), config_.pools.end(),
+                     [&](const net::IpPrefix& pool) { return pool.Contains(p); });
+}
+
+std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
+  std::vector<OpResult> results(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) results[i].seq = ops[i].seq;
+  auto fail_all = [&](const Status& st) {
+    for (OpResult& r : results) r.status = st;
+    return results;
+  };
+  if (!client_ || !client_->connected()) {
+    return fail_all(absl::UnavailableError("not connected to VPP"));
+  }
+  if (!uplink_index_) return fail_all(absl::FailedPreconditionError("uplink not set up yet"));
+  bool v2 = ownership_ == Ownership::kFibSource;
+  auto id = client_->MsgId(v2 ? msg::kIpRouteAddDelV2 : msg::kIpRouteAddDel);
+  if (!id.ok()) return fail_all(id.status());
+
+  std::vector<Bytes> requests;
+  std::vector<size_t> index;  // request -> op
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const net::Route& route = ops[i].route;
+    bool upsert = ops[i].type == OpType::kUpsert;
+    if (upsert && route.gateway.family() != route.dst.family()) {
+      results[i].status = absl::InvalidArgumentError(
+          absl::StrCat("next hop family differs from the prefix: ", route.ToString()));
+      continue;
+    }
+    if (!v2 && !InPools(route.dst)) {
+      results[i].status = absl::FailedPreconditionError(absl::StrCat(
+          route.dst.ToString(), " is outside the Calico pools: not the agent's to touch"));
+      continue;
+    }
+    IpRouteAddDel m;
+    m.is_add = upsert;
+    m.is_multipath = false;  // add = replace the whole path set, no gap
+    m.route.prefix = WirePrefix::From(route.dst);
+    m.route.src = v2 ? *source_id_ : 0;
+    if (upsert) m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
+    requests.push_back(EncodeIpRouteAddDel(*id, m, v2));
+    index.push_back(i);
+  }
+  auto replies = client_->CallMany(std::move(requests),
+                                   v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply);
+  for (size_t k = 0; k < replies.size(); ++k) {
+    OpResult& r = results[index[k]];
+    const RouteOp& op = ops[index[k]];
+    if (!replies[k].ok()) {
+      r.status = replies[k].status();
+      continue;
+    }
+    auto rep = DecodeIpRouteAddDelReply(*replies[k]);
+    if (!rep.ok()) {
+      r.status = rep.status();
+      continue;
+    }
+    r.status = RetvalStatus(
+        absl::StrCat(op.type == OpType::kUpsert ? "upsert " : "delete ", op.route.ToString()),
+        rep->retval);
+  }
+  return results;
+}
+
+StatusOr<std::vector<IpRoute>> VppDataplane::DumpTable(bool ipv6) {
+  bool v2 = ownership_ == Ownership::kFibSource;
+  IpRouteDump dump;
+  dump.is_ip6 = ipv6;
+  dump.src = v2 ? *source_id_ : 0;
+  ASSIGN_OR_RETURN(uint16_t id, client_->MsgId(v2 ? msg::kIpRouteV2Dump : msg::kIpRouteDump));
+  ASSIGN_OR_RETURN(auto details, client_->Dump(EncodeIpRouteDump(id, dump, v2),
+                                               v2 ? msg::kIpRouteV2Details : msg::kIpRouteDetails));
+  std::vector<IpRoute> out;
+  for (const Bytes& b : details) {
+    auto d = DecodeIpRouteDetails(b, v2);
+    if (!d.ok()) {
+      LOG_WARN_ONCE_PER_KEY("vpp-route-details", "ignoring malformed VPP route details: {}",
+                            std::string(d.status().message()));
+      continue;
+    }
+    out.push_back(std::move(d->route));
+  }
+  return out;
+}
+
+StatusOr<std::vector<net::Route>> VppDataplane::DumpOwnedRoutes() {
+  if (!client_ || !client_->connected()) return absl::UnavailableError("not connected to VPP");
+  bool v2 = ownership_ == Ownership::kFibSource;
+  if (!v2 && !uplink_index_) {
+    return absl::FailedPreconditionError("the pool rule needs the uplink: call EnsureUplink");
+  }
+  std::vector<net::Route> out;
+  for (bool ipv6 : {false, true}) {
+    ASSIGN_OR_RETURN(std::vector<IpRoute> routes, DumpTable(ipv6));
+    for (const IpRoute& r : routes) {
+      auto dst = r.prefix.ToPrefix();
+      if (!dst.ok() || r.paths.empty()) continue;
+      const FibPath& path = r.paths.front();
+      if (v2) {
+        if (r.src != *source_id_) continue;  // a VPP ignoring the filter must not fool us
+      } else {
+        bool ours = InPools(*dst) && r.paths.size() == 1 && path.type == kPathNormal &&
+                    path.sw_if_index == *uplink_index_ && !path.NextHop().IsUnspecified();
+        if (!ours) continue;
+      }
+      net::Route route{*dst, path.NextHop()};
+      if (route.gateway.family() != dst->family()) continue;
+      out.push_back(route);
+    }
+  }
+  return out;
+}
+
+}  // namespace vcra::dataplane::vpp

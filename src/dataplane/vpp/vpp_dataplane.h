@@ -1,0 +1,105 @@
+// The Dataplane for fd.io VPP, through VPP's binary API socket (VppClient; no VPP library).
+//
+// OWNERSHIP RULE (SPEC.md "Ownership: never touch what is not ours")
+// -------------------------------------------------------------------
+// Routes the agent adds must be recognisable after an agent restart, and nothing else in VPP's
+// FIB may ever be changed or removed. Two modes, chosen at Connect() from VPP's message table:
+//
+// 1. FIB source (preferred; VPP >= 21.06, messages fib_source_add/fib_source_dump,
+//    ip_route_add_del_v2, ip_route_v2_dump). The agent owns a FIB source named
+//    `fib_source_name` (default "vpp-calico-route-agent", priority 100, i.e. preferred over the
+//    API source 128 and the CLI 129). A real VPP allocates a NEW source id on every
+//    fib_source_add, even for a name it already has; ids are 8 bits and there is no delete. So
+//    Connect() first looks the name up with fib_source_dump and reuses the id (lowest id when
+//    several exist), and only calls fib_source_add when the name is absent (first start, or
+//    after a VPP restart, which empties the FIB and the source table). Routes are added and
+//    deleted with ip_route_add_del_v2 carrying that src, and DumpOwnedRoutes lists only
+//    ip_route_v2_dump(src = ours). A delete with our src removes only our source's contribution
+//    to a FIB entry: another client's path for the same prefix (API, CLI, interface) stays.
+// 2. Pool rule (fallback when VPP lacks any of those messages): a route is the agent's iff
+//    its prefix lies inside one of the configured Calico IP pools (`pools`; a /0 never counts)
+//    AND it has exactly one path, of type NORMAL, out of the uplink's sw_if_index, via a
+//    non-zero next hop. Ops outside the pools are refused (FailedPrecondition) without being
+//    sent. Without pools the fallback cannot recognise anything, so Connect() fails.
+//    Routes use the API source (ip_route_add_del), so a CLI/interface/other-source entry for the
+//    same prefix is never removed by our delete either.
+// In both modes: the default route, connected/local/drop entries VPP creates for interface
+// addresses, other clients' routes and anything outside the pools are never reported by
+// DumpOwnedRoutes and never removed.
+//
+// Route programming: upsert = ip_route_add_del(_v2) is_add=1, is_multipath=0 with one path
+// {sw_if_index = uplink, nh = gateway}; VPP replaces the whole path set of the entry in one
+// step (vpp-binapi.md 8.1), so a next-hop change has no gap. Delete = is_add=0,
+// is_multipath=0, n_paths=0; deleting a route that is not there returns 0 = success. A batch is
+// pipelined with a bounded window; every op gets exactly one result. A lost connection (VPP
+// restart, socket closed) gives UNAVAILABLE for every op whose reply did not arrive, including
+// ops VPP may have executed just before dying: nothing is reported OK that was not confirmed.
+// Connect() again re-handshakes (message ids may have changed) and re-runs EnsureUplink.
+//
+// Threading: like every Dataplane, used from one thread at a time; calls block.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/dataplane.h"
+#include "dataplane/vpp/vpp_client.h"
+
+namespace vcra::dataplane::vpp {
+
+struct VppDataplaneConfig {
+  std::string api_socket = "/run/vpp/api.sock";
+  std::string client_name = "vpp-calico-route-agent";
+  std::string fib_source_name = "vpp-calico-route-agent";
+  uint8_t fib_source_priority = 100;
+  // Calico IP pools, used only by the fallback ownership rule (in FIB-source mode the source
+  // alone decides).
+  std::vector<net::IpPrefix> pools;
+  // Fail Connect() instead of falling back to the pool rule when VPP lacks the v2 messages.
+  bool require_fib_source = false;
+  std::chrono::milliseconds request_timeout{10000};
+  size_t max_outstanding = 256;
+};
+
+class VppDataplane final : public Dataplane {
+ public:
+  enum class Ownership { kFibSource, kPoolRule };
+
+  explicit VppDataplane(VppDataplaneConfig config);
+  ~VppDataplane() override;
+
+  std::string Name() const override { return "vpp"; }
+  Status Connect() override;
+  Status EnsureUplink(const UplinkConfig& uplink) override;
+  StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override;
+  std::vector<OpResult> Apply(std::span<const RouteOp> ops) override;
+
+  // Pools change when Calico's IPPools do; only the pool rule uses them.
+  void SetPools(std::vector<net::IpPrefix> pools) { config_.pools = std::move(pools); }
+  // sockclnt_delete and close; routes stay in VPP.
+  void Disconnect();
+
+  Ownership ownership() const { return ownership_; }
+  std::optional<uint8_t> fib_source_id() const { return source_id_; }
+  std::optional<uint32_t> uplink_sw_if_index() const { return uplink_index_; }
+  std::string vpp_version() const;
+
+ private:
+  Status SetUpOwnership();
+  bool InPools(const net::IpPrefix& p) const;
+  StatusOr<uint32_t> ResolveUplink(const UplinkConfig& uplink);
+  StatusOr<std::vector<IpRoute>> DumpTable(bool ipv6);
+
+  VppDataplaneConfig config_;
+  std::unique_ptr<VppClient> client_;
+  Ownership ownership_ = Ownership::kFibSource;
+  std::optional<uint8_t> source_id_;
+  std::optional<uint32_t> uplink_index_;
+  std::optional<UplinkConfig> last_uplink_;
+};
+
+}  // namespace vcra::dataplane::vpp

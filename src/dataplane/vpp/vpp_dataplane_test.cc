@@ -1,0 +1,436 @@
+#include "dataplane/vpp/vpp_dataplane.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "dataplane/vpp/sim/vpp_sim.h"
+
+namespace vcra::dataplane::vpp {
+namespace {
+
+using sim::SimOptions;
+using sim::VppSim;
+
+net::IpAddress Ip(std::string_view s) { return *net::IpAddress::Parse(s); }
+net::IpPrefix Pfx(std::string_view s) { return *net::IpPrefix::Parse(s); }
+net::Route R(std::string_view dst, std::string_view gw) { return {Pfx(dst), Ip(gw)}; }
+
+RouteOp Upsert(uint64_t seq, std::string_view dst, std::string_view gw) {
+  return {seq, OpType::kUpsert, R(dst, gw)};
+}
+RouteOp Delete(uint64_t seq, std::string_view dst) {
+  return {seq, OpType::kDelete, {Pfx(dst), net::IpAddress()}};
+}
+
+UplinkConfig UplinkByIndex(uint32_t idx) {
+  UplinkConfig u;
+  u.index = idx;
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24"),
+                 *net::IpPrefix::ParseInterfaceAddress("fd00:ffff::1/64")};
+  return u;
+}
+
+std::vector<net::Route> Sorted(std::vector<net::Route> v) {
+  std::sort(v.begin(), v.end(), [](const net::Route& a, const net::Route& b) {
+    return std::tie(a.dst, a.gateway) < std::tie(b.dst, b.gateway);
+  });
+  return v;
+}
+
+void ExpectAllOk(const std::vector<OpResult>& res) {
+  for (const OpResult& r : res) EXPECT_TRUE(r.status.ok()) << r.seq << ": " << r.status;
+}
+
+template <typename F>
+bool Eventually(F cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+class VppDataplaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SimOptions o;
+    o.socket_path = "/tmp/vcra-vppdp-" + std::to_string(::getpid()) + "-" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".sock";
+    o.seed = 7;
+    sim_ = std::make_unique<VppSim>(o);
+    ASSERT_TRUE(sim_->Start().ok());
+  }
+
+  VppDataplaneConfig Config() {
+    VppDataplaneConfig c;
+    c.api_socket = sim_->socket_path();
+    c.pools = {Pfx("10.0.0.0/16"), Pfx("fd00:2::/48")};
+    c.request_timeout = std::chrono::milliseconds(5000);
+    return c;
+  }
+
+  std::unique_ptr<VppDataplane> Ready(VppDataplaneConfig c) {
+    auto dp = std::make_unique<VppDataplane>(c);
+    Status st = dp->Connect();
+    EXPECT_TRUE(st.ok()) << st;
+    st = dp->EnsureUplink(UplinkByIndex(1));
+    EXPECT_TRUE(st.ok()) << st;
+    return dp;
+  }
+
+  std::unique_ptr<VppSim> sim_;
+};
+
+TEST_F(VppDataplaneTest, ConnectRegistersAFibSourceAndEnsureUplinkByIndex) {
+  auto dp = Ready(Config());
+  EXPECT_EQ(dp->Name(), "vpp");
+  EXPECT_EQ(dp->ownership(), VppDataplane::Ownership::kFibSource);
+  ASSERT_TRUE(dp->fib_source_id().has_value());
+  EXPECT_EQ(sim_->Sources()[*dp->fib_source_id()].name, "vpp-calico-route-agent");
+  auto itf = sim_->Interface(1);
+  ASSERT_TRUE(itf.has_value());
+  EXPECT_TRUE(itf->admin_up);
+  ASSERT_EQ(itf->addresses.size(), 2u);
+  // Idempotent: a second EnsureUplink adds nothing and fails nothing.
+  ASSERT_TRUE(dp->EnsureUplink(UplinkByIndex(1)).ok());
+  EXPECT_EQ(sim_->Interface(1)->addresses.size(), 2u);
+  // Connected/local entries exist but are not the agent's.
+  EXPECT_TRUE(sim_->FindRoute(Pfx("172.16.0.0/24")).has_value());
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+}
+
+TEST_F(VppDataplaneTest, EnsureUplinkByNameAddsOnlyMissingAddresses) {
+  ASSERT_TRUE(sim_->AddInterfaceAddress(1, Ip("172.16.0.1"), 24).ok());
+  VppDataplane dp(Config());
+  ASSERT_TRUE(dp.Connect().ok());
+  UplinkConfig u = UplinkByIndex(0);
+  u.index.reset();
+  u.name = "host-eth0";
+  ASSERT_TRUE(dp.EnsureUplink(u).ok());
+  EXPECT_EQ(dp.uplink_sw_if_index(), 1u);
+  EXPECT_EQ(sim_->Interface(1)->addresses.size(), 2u);
+  u.name = "host";  // VPP's filter is a substring match; we want the exact name
+  EXPECT_EQ(dp.EnsureUplink(u).code(), absl::StatusCode::kNotFound);
+  u.name.clear();
+  u.index = 9;
+  EXPECT_EQ(dp.EnsureUplink(u).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(VppDataplaneTest, UpsertReplaceDeleteBothFamilies) {
+  auto dp = Ready(Config());
+  uint8_t src = *dp->fib_source_id();
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2"),
+                                             Upsert(2, "fd00:2::/122", "fd00:ffff::2")}));
+  auto r4 = sim_->FindRoute(Pfx("10.0.2.0/26"));
+  ASSERT_TRUE(r4.has_value());
+  ASSERT_EQ(r4->sources.size(), 1u);
+  ASSERT_TRUE(r4->sources.count(src));
+  ASSERT_EQ(r4->best_paths().size(), 1u);
+  EXPECT_EQ(r4->best_paths()[0].sw_if_index, 1u);
+  EXPECT_EQ(r4->best_paths()[0].NextHop(), Ip("172.16.0.2"));
+  auto r6 = sim_->FindRoute(Pfx("fd00:2::/122"));
+  ASSERT_TRUE(r6.has_value());
+  EXPECT_EQ(r6->best_paths()[0].NextHop(), Ip("fd00:ffff::2"));
+  EXPECT_EQ(r6->best_paths()[0].proto, kProtoIp6);
+
+  // Replace: the entry (and its stats index) stays, the path set is swapped in one message.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(3, "10.0.2.0/26", "172.16.0.9")}));
+  auto moved = sim_->FindRoute(Pfx("10.0.2.0/26"));
+  ASSERT_EQ(moved->best_paths().size(), 1u);
+  EXPECT_EQ(moved->best_paths()[0].NextHop(), Ip("172.16.0.9"));
+  EXPECT_EQ(moved->stats_index, r4->stats_index);
+
+  auto owned = dp->DumpOwnedRoutes();
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  EXPECT_EQ(Sorted(*owned),
+            Sorted({R("10.0.2.0/26", "172.16.0.9"), R("fd00:2::/122", "fd00:ffff::2")}));
+
+  auto res = dp->Apply(std::vector<RouteOp>{Delete(4, "10.0.2.0/26"), Delete(5, "fd00:2::/122"),
+                                            Delete(6, "10.0.9.0/26")});  // 6: never existed
+  ExpectAllOk(res);
+  EXPECT_EQ(res[2].seq, 6u);
+  EXPECT_FALSE(sim_->FindRoute(Pfx("10.0.2.0/26")).has_value());
+  EXPECT_FALSE(sim_->FindRoute(Pfx("fd00:2::/122")).has_value());
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+}
+
+TEST_F(VppDataplaneTest, ForeignRoutesAreNeverTouchedNorReported) {
+  auto dp = Ready(Config());
+  FibPath via_uplink = FibPath::Via(Ip("172.16.0.7"), 1);
+  // Another client's API route, a CLI route, both inside the pools; a default route; a route
+  // outside the pools; the connected routes of the uplink already exist.
+  ASSERT_TRUE(sim_->AddRoute(Pfx("10.0.3.0/26"), {via_uplink}, sim::kSrcApi).ok());
+  ASSERT_TRUE(sim_->AddRoute(Pfx("10.0.4.0/26"), {via_uplink}, sim::kSrcCli).ok());
+  ASSERT_TRUE(
+      sim_->AddRoute(Pfx("0.0.0.0/0"), {FibPath::Via(Ip("172.16.0.254"), 1)}, sim::kSrcApi).ok());
+  ASSERT_TRUE(sim_->AddRoute(Pfx("192.168.50.0/24"), {via_uplink}, sim::kSrcApi).ok());
+  auto before4 = sim_->Routes(false);
+  auto before6 = sim_->Routes(true);
+
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+  // Our route for a prefix a CLI route also has: adding and deleting ours leaves theirs.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.4.0/26", "172.16.0.2")}));
+  EXPECT_EQ(*dp->DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.4.0/26", "172.16.0.2")});
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Delete(2, "10.0.4.0/26")}));
+  auto cli = sim_->FindRoute(Pfx("10.0.4.0/26"));
+  ASSERT_TRUE(cli.has_value());
+  EXPECT_EQ(cli->sources.size(), 1u);
+  EXPECT_TRUE(cli->sources.count(sim::kSrcCli));
+  // Deleting a foreign prefix "by mistake" only removes our (absent) source: no effect.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Delete(3, "10.0.3.0/26"), Delete(4, "0.0.0.0/0")}));
+
+  auto after4 = sim_->Routes(false);
+  auto after6 = sim_->Routes(true);
+  ASSERT_EQ(after4.size(), before4.size());
+  ASSERT_EQ(after6.size(), before6.size());
+  for (size_t i = 0; i < after4.size(); ++i) {
+    EXPECT_EQ(after4[i].prefix, before4[i].prefix);
+    EXPECT_EQ(after4[i].sources, before4[i].sources) << after4[i].prefix.ToString();
+  }
+}
+
+TEST_F(VppDataplaneTest, FibSourceIsReusedAcrossAgentRestarts) {
+  uint8_t first;
+  {
+    auto dp = Ready(Config());
+    first = *dp->fib_source_id();
+    ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.5.0/26", "172.16.0.5")}));
+  }  // agent exits: routes stay
+  size_t sources = sim_->Sources().size();
+  auto dp = Ready(Config());
+  EXPECT_EQ(*dp->fib_source_id(), first);
+  EXPECT_EQ(sim_->Sources().size(), sources);  // no new id allocated
+  EXPECT_EQ(*dp->DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.5.0/26", "172.16.0.5")});
+  // Connect() while connected is a no-op.
+  ASSERT_TRUE(dp->Connect().ok());
+  EXPECT_EQ(sim_->Sources().size(), sources);
+}
+
+TEST_F(VppDataplaneTest, VppRestartIsUnavailableThenReconnectWorksWithNewIds) {
+  auto dp = Ready(Config());
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.6.0/26", "172.16.0.6")}));
+  uint16_t old_id = *sim_->MsgId(msg::kIpRouteAddDelV2);
+  sim_->Restart();
+  ASSERT_NE(*sim_->MsgId(msg::kIpRouteAddDelV2), old_id);
+  auto res = dp->Apply(std::vector<RouteOp>{Upsert(2, "10.0.7.0/26", "172.16.0.7")});
+  // Either the loss was already seen, or this batch sees it: UNAVAILABLE in both cases.
+  EXPECT_EQ(res[0].status.code(), absl::StatusCode::kUnavailable) << res[0].status;
+  EXPECT_EQ(dp->DumpOwnedRoutes().status().code(), absl::StatusCode::kUnavailable);
+
+  ASSERT_TRUE(dp->Connect().ok());
+  // The restarted VPP had an empty FIB and no address on the uplink: Connect redid the uplink.
+  EXPECT_TRUE(sim_->Interface(1)->admin_up);
+  EXPECT_EQ(sim_->Interface(1)->addresses.size(), 2u);
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(3, "10.0.6.0/26", "172.16.0.6")}));
+  EXPECT_EQ(*dp->DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.6.0/26", "172.16.0.6")});
+}
+
+TEST_F(VppDataplaneTest, ConnectionDropMidBatchNeverReportsUnappliedOpsAsOk) {
+  auto dp = Ready(Config());
+  sim_->DropConnectionAfter(5);
+  std::vector<RouteOp> ops;
+  for (int i = 0; i < 20; ++i) {
+    ops.push_back(
+        Upsert(100 + i, net::IpPrefix(Ip("10.0.64.0").Plus(64 * i), 26).ToString(), "172.16.0.2"));
+  }
+  auto res = dp->Apply(ops);
+  ASSERT_EQ(res.size(), 20u);
+  int ok = 0, unavailable = 0;
+  for (size_t i = 0; i < res.size(); ++i) {
+    EXPECT_EQ(res[i].seq, ops[i].seq);
+    if (res[i].status.ok()) {
+      ++ok;
+      EXPECT_TRUE(sim_->FindRoute(ops[i].route.dst).has_value()) << ops[i].route.ToString();
+    } else {
+      EXPECT_EQ(res[i].status.code(), absl::StatusCode::kUnavailable) << res[i].status;
+      ++unavailable;
+    }
+  }
+  // The simulator flushes its 5 replies before closing; the client reads them before the EOF.
+  EXPECT_EQ(ok, 5);
+  EXPECT_EQ(unavailable, 15);
+  // Reconnect, replay: everything lands.
+  ASSERT_TRUE(dp->Connect().ok());
+  ExpectAllOk(dp->Apply(ops));
+  EXPECT_EQ(dp->DumpOwnedRoutes()->size(), 20u);
+}
+
+TEST_F(VppDataplaneTest, SlowVppStillCompletesAndTimeoutsAreReported) {
+  auto dp = Ready(Config());
+  sim_->SetReplyDelay(std::chrono::milliseconds(20));
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2"),
+                                             Upsert(2, "10.0.3.0/26", "172.16.0.2")}));
+  VppDataplaneConfig c = Config();
+  c.request_timeout = std::chrono::milliseconds(50);
+  VppDataplane impatient(c);
+  sim_->SetReplyDelay(std::chrono::milliseconds(0));
+  ASSERT_TRUE(impatient.Connect().ok());
+  ASSERT_TRUE(impatient.EnsureUplink(UplinkByIndex(1)).ok());
+  sim_->SetReplyDelay(std::chrono::milliseconds(300));
+  auto res = impatient.Apply(std::vector<RouteOp>{Upsert(3, "10.0.4.0/26", "172.16.0.2")});
+  EXPECT_EQ(res[0].status.code(), absl::StatusCode::kDeadlineExceeded) << res[0].status;
+  sim_->SetReplyDelay(std::chrono::milliseconds(0));
+}
+
+TEST_F(VppDataplaneTest, CloseAllConnectionsThenReconnect) {
+  auto dp = Ready(Config());
+  sim_->CloseAllConnections();
+  EXPECT_EQ(dp->DumpOwnedRoutes().status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(dp->Connect().ok());
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_EQ(sim_->Sources().size(), 24u);  // the source was found again, not re-added
+}
+
+TEST_F(VppDataplaneTest, CrcMismatchFailsConnectWithAClearError) {
+  sim_->OverrideNameCrc("ip_route_add_del", "ip_route_add_del_deadbeef");
+  sim_->OverrideNameCrc("sw_interface_dump", "");
+  VppDataplane dp(Config());
+  Status st = dp.Connect();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  std::string m(st.message());
+  EXPECT_NE(m.find("VPP 26.06-sim lacks"), std::string::npos) << m;
+  EXPECT_NE(m.find("ip_route_add_del_b8ecfe0d (it has ip_route_add_del_deadbeef)"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("sw_interface_dump_aa610c27"), std::string::npos) << m;
+}
+
+TEST_F(VppDataplaneTest, PoolRuleWhenVppLacksTheFibSourceApi) {
+  sim_->OverrideNameCrc("ip_route_add_del_v2", "");
+  auto dp = Ready(Config());
+  ASSERT_EQ(dp->ownership(), VppDataplane::Ownership::kPoolRule);
+  FibPath via_uplink = FibPath::Via(Ip("172.16.0.7"), 1);
+  ASSERT_TRUE(sim_->AddRoute(Pfx("0.0.0.0/0"), {via_uplink}, sim::kSrcApi).ok());
+  ASSERT_TRUE(sim_->AddRoute(Pfx("192.168.50.0/24"), {via_uplink}, sim::kSrcApi).ok());
+  ASSERT_TRUE(
+      sim_->AddRoute(Pfx("10.0.8.0/26"), {FibPath::Via(Ip("10.9.9.9"), 0)}, sim::kSrcApi).ok());
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2"),
+                                             Upsert(2, "fd00:2::/122", "fd00:ffff::2")}));
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
+            Sorted({R("10.0.2.0/26", "172.16.0.2"), R("fd00:2::/122", "fd00:ffff::2")}));
+  // Outside the pools: refused, not sent.
+  auto res = dp->Apply(std::vector<RouteOp>{Delete(3, "192.168.50.0/24"), Delete(4, "0.0.0.0/0"),
+                                            Upsert(5, "192.168.60.0/24", "172.16.0.2")});
+  for (const OpResult& r : res) {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
+  }
+  EXPECT_TRUE(sim_->FindRoute(Pfx("192.168.50.0/24")).has_value());
+  EXPECT_TRUE(sim_->FindRoute(Pfx("0.0.0.0/0"))->sources.count(sim::kSrcApi));
+  EXPECT_FALSE(sim_->FindRoute(Pfx("192.168.60.0/24")).has_value());
+
+  // Without pools the rule recognises nothing: refuse to run.
+  VppDataplaneConfig no_pools = Config();
+  no_pools.pools.clear();
+  VppDataplane dp2(no_pools);
+  Status st = dp2.Connect();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("ip_route_add_del_v2_521ef330"), std::string::npos) << st;
+}
+
+TEST_F(VppDataplaneTest, ApplyBeforeConnectOrUplink) {
+  VppDataplane dp(Config());
+  auto res = dp.Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")});
+  EXPECT_EQ(res[0].status.code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(dp.Connect().ok());
+  res = dp.Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")});
+  EXPECT_EQ(res[0].status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(dp.EnsureUplink(UplinkByIndex(1)).ok());
+  res = dp.Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "fd00:ffff::2")});
+  EXPECT_EQ(res[0].status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(dp.Apply({}).empty());
+}
+
+// ---- the same basics against a real VPP, when one is installed ----
+
+class RealVpp {
+ public:
+  ~RealVpp() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      for (int i = 0; i < 100; ++i) {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // SPEC.md section 2: no hugepages (4k pages), only af_packet and ping plugins.
+  bool Start(const std::string& bin) {
+    dir_ = "/tmp/vcra-realvpp-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ + "/setup.cli") << "create loopback interface\n";
+    std::ofstream(dir_ + "/startup.conf")
+        << "unix { nodaemon runtime-dir " << dir_ << " log " << dir_ << "/vpp.log cli-listen "
+        << dir_ << "/cli.sock startup-config " << dir_ << "/setup.cli }\n"
+        << "socksvr { socket-name " << dir_ << "/api.sock }\n"
+        << "api-segment { prefix vcra" << ::getpid() << " }\n"
+        << "buffers { buffers-per-numa 16384 page-size 4k }\n"
+        << "statseg { socket-name " << dir_ << "/stats.sock page-size 4k }\n"
+        << "memory { main-heap-size 512M main-heap-page-size 4k }\n"
+        << "plugins { plugin default { disable } plugin af_packet_plugin.so { enable } "
+           "plugin ping_plugin.so { enable } }\n"
+        << "cpu { }\n";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string conf = dir_ + "/startup.conf";
+      ::execl(bin.c_str(), bin.c_str(), "-c", conf.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return Eventually([&] { return std::filesystem::exists(api_socket()); });
+  }
+  std::string api_socket() const { return dir_ + "/api.sock"; }
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+TEST(VppDataplaneRealVpp, UpsertDumpDelete) {
+  const char* bin = std::getenv("VPP_BIN");
+  if (bin == nullptr || ::access(bin, X_OK) != 0) {
+    GTEST_SKIP() << "SKIPPED: real VPP part needs VPP_BIN=/path/to/vpp";
+  }
+  RealVpp vpp;
+  ASSERT_TRUE(vpp.Start(bin)) << "VPP did not create its API socket";
+  VppDataplaneConfig c;
+  c.api_socket = vpp.api_socket();
+  c.pools = {Pfx("10.0.0.0/16")};
+  VppDataplane dp(c);
+  Status st;
+  // VPP creates the socket before it is fully up: retry for a bounded time.
+  for (int i = 0; i < 50; ++i) {
+    st = dp.Connect();
+    if (st.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(st.ok()) << st;
+  UplinkConfig u;
+  u.name = "loop0";
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
+  ASSERT_TRUE(Eventually([&] { return dp.EnsureUplink(u).ok(); }));
+  ExpectAllOk(dp.Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_EQ(*dp.DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.2.0/26", "172.16.0.2")});
+  ExpectAllOk(dp.Apply(std::vector<RouteOp>{Upsert(2, "10.0.2.0/26", "172.16.0.9")}));
+  EXPECT_EQ(*dp.DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.2.0/26", "172.16.0.9")});
+  ExpectAllOk(dp.Apply(std::vector<RouteOp>{Delete(3, "10.0.2.0/26"), Delete(4, "10.0.3.0/26")}));
+  EXPECT_TRUE(dp.DumpOwnedRoutes()->empty());
+  // A second agent on the same VPP reuses the source.
+  auto id = dp.fib_source_id();
+  dp.Disconnect();
+  VppDataplane dp2(c);
+  ASSERT_TRUE(dp2.Connect().ok());
+  EXPECT_EQ(dp2.fib_source_id(), id);
+}
+
+}  // namespace
+}  // namespace vcra::dataplane::vpp
