@@ -28,7 +28,9 @@ struct UplinkConfig {
   // exactly one is set.
   std::string name;
   std::optional<uint32_t> index;
-  // Added when missing; addresses already there are never removed.
+  // Interface addresses WITH their host bits (net::IpPrefix::InterfaceAddress, e.g.
+  // 10.99.0.1/24): address() is the uplink's own address, len() its subnet. Added when missing;
+  // addresses already there are never removed.
   std::vector<net::IpPrefix> addresses;
 };
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The agent's main job on an embedded default: three hosts (network namespaces on a bridge), a
+# real etcd, one agent per host; Calico IPAM data written the way Calico writes it (IPv4 and
+# IPv6 blocks and a borrowed IP); each host's routes and pings between pods on different hosts;
+# then a block is deleted and another moved, and the routes follow. Cleans up on exit.
+#   scripts/demo.sh            kernel dataplane
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "=== building"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVCRA_BUILD_TESTS=OFF \
+  -DVCRA_BUILD_BENCH=OFF >/dev/null
+cmake --build build/release -j"$(nproc)" --target vpp-calico-route-agent >/dev/null
+AGENT_BIN=$(pwd)/build/release/src/agent/vpp-calico-route-agent
+CL=vcdemo
+source scripts/lib/cluster.sh
+set +e  # from here on, a failed step is reported, not fatal; the trap cleans up
+trap cluster_down EXIT
+
+step() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
+show_routes() {
+  for i in 1 2 3; do
+    echo "--- host-$i (routes with protocol 212, the agent's):"
+    on_host "$i" ip -4 route show proto 212 | sed 's/^/    /'
+    on_host "$i" ip -6 route show proto 212 | sed 's/^/    /'
+  done
+}
+ping_check() {
+  if pod_ping "$1" "$2"; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
+}
+
+step "3 hosts as network namespaces on a bridge, and a real etcd"
+cluster_down  # leftovers of an interrupted demo
+cluster_up 3 && etcd_up || exit 1
+step "one agent per host on an empty etcd"
+for i in 1 2 3; do agent_start "$i"; done
+sleep 1
+etcdctl_hub get --prefix /vpp-calico/hosts/ | paste - - | sed 's/^/    /'
+
+step "Calico IPAM blocks: one IPv4 /26 and one IPv6 /122 per host; 10.244.1.9 borrowed by host-2"
+on_host 2 ip addr add 10.244.1.9/32 dev pod0
+for i in 1 2 3; do
+  if [[ $i == 1 ]]; then
+    put_block "10.244.$i.0/26" "host-$i" 5=host-$i 9=host-2
+  else
+    put_block "10.244.$i.0/26" "host-$i" 5=host-$i
+  fi
+  put_block "fd00:10:244:$i::/122" "host-$i" 5=host-$i
+done
+wait_route 3 10.244.1.9/32 10.99.0.2 && wait_route 1 fd00:10:244:3::/122 fd00:99::3
+show_routes
+
+step "pings between pods on different hosts"
+ping_check 1 10.244.2.5
+ping_check 2 10.244.3.5
+ping_check 3 10.244.1.5
+ping_check 1 fd00:10:244:3::5
+ping_check 3 10.244.1.9
+echo "    (10.244.1.9 is in host-1's block but lives on host-2: every other host, host-1"
+echo "     included, routes it as a /32 via host-2)"
+
+step "delete host-3's IPv4 block, and move host-2's to host-3"
+del_block 10.244.3.0/26
+put_block 10.244.2.0/26 host-3
+wait_route 1 10.244.3.0/26 none && wait_route 1 10.244.2.0/26 10.99.0.3
+show_routes
+
+step "what the agent on host-1 says it programmed, and why"
+agent_status 1
+
+step "done: stopping agents and etcd, deleting the namespaces"

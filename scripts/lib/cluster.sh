@@ -1,0 +1,179 @@
+# A cluster of hosts made of network namespaces, shared by the demo and the integration tests.
+#
+#   <CL>-hub   a bridge br0 (10.99.0.254/24, fd00:99::254/64) and a real etcd on it
+#   <CL>-h<i>  host i: uplink eth0 (veth into the hub's bridge; the AGENT brings it up and adds
+#              10.99.0.<i>/24 and fd00:99::<i>/64), a "pod" interface with 10.244.<i>.5/32 and
+#              fd00:10:244:<i>::5/128
+#
+# Everything lives inside namespaces this script creates; nothing is configured in the
+# machine's own namespace and no traffic leaves the machine. cluster_down removes it all and is
+# safe to call twice (tests call it from an EXIT trap).
+#
+# Requires: root, iproute2, iputils-ping, etcd-server, etcd-client.
+
+CL=${CL:-vc$$}
+ETCD_URL="http://10.99.0.254:2379"
+CLUSTER_TMP=${CLUSTER_TMP:-$(mktemp -d /tmp/vcra-cluster.XXXXXX)}
+AGENT_BIN=${AGENT_BIN:-}
+declare -A AGENT_PIDS=()
+ETCD_PID=""
+
+hub() { ip netns exec "$CL-hub" "$@"; }
+on_host() { local i=$1; shift; ip netns exec "$CL-h$i" "$@"; }
+etcdctl_hub() { hub env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_URL" --dial-timeout=3s "$@"; }
+
+cluster_up() {
+  local hosts=$1
+  ip netns add "$CL-hub"
+  hub ip link set lo up
+  hub ip link add br0 type bridge
+  hub sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  hub ip addr add 10.99.0.254/24 dev br0
+  hub ip addr add fd00:99::254/64 dev br0 nodad
+  hub ip link set br0 up
+  for ((i = 1; i <= hosts; i++)); do
+    ip netns add "$CL-h$i"
+    on_host "$i" ip link set lo up
+    # No DAD: the agent adds the uplink's IPv6 address and we want it usable at once.
+    on_host "$i" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    ip -n "$CL-h$i" link add eth0 type veth peer name "v$i" netns "$CL-hub"
+    hub ip link set "v$i" master br0 up
+    # A veth pair stands in for the pod interface (some kernels have no dummy driver).
+    on_host "$i" ip link add pod0 type veth peer name pod0p
+    on_host "$i" ip link set pod0p up
+    on_host "$i" ip addr add "10.244.$i.5/32" dev pod0
+    on_host "$i" ip addr add "fd00:10:244:$i::5/128" dev pod0 nodad
+    on_host "$i" ip link set pod0 up
+  done
+}
+
+etcd_up() {
+  mkdir -p "$CLUSTER_TMP/etcd"
+  hub /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
+    --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster hub=http://127.0.0.1:2380 >"$CLUSTER_TMP/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  for _ in $(seq 1 100); do
+    etcdctl_hub endpoint health >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "etcd did not start; its log:" >&2
+  cat "$CLUSTER_TMP/etcd.log" >&2
+  return 1
+}
+
+# agent_start <host> [extra agent flags...]
+agent_start() {
+  local i=$1; shift
+  on_host "$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
+    --dataplane linux --uplink eth0 --uplink-address "10.99.0.$i/24" \
+    --uplink-address "fd00:99::$i/64" --resync-interval 5 "$@" \
+    >>"$CLUSTER_TMP/agent-$i.log" 2>&1 &
+  AGENT_PIDS[$i]=$!
+}
+
+# agent_stop <host>: SIGTERM, as systemd would; routes must stay.
+agent_stop() {
+  local i=$1 pid=${AGENT_PIDS[$1]:-}
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "AGENT_PIDS[$i]"
+}
+
+agent_status() { on_host "$1" "$AGENT_BIN" status --http-listen 127.0.0.1:9743; }
+
+cluster_down() {
+  local i
+  for i in "${!AGENT_PIDS[@]}"; do agent_stop "$i"; done
+  if [[ -n $ETCD_PID ]]; then
+    kill -TERM "$ETCD_PID" 2>/dev/null || true
+    wait "$ETCD_PID" 2>/dev/null || true
+    ETCD_PID=""
+  fi
+  # Anything still running inside our namespaces (e.g. after a crash of this script's parent).
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$CL-" || true); do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    ip netns delete "$ns" 2>/dev/null || true
+  done
+  rm -rf "$CLUSTER_TMP/etcd"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Calico data, written the way Calico writes it.
+
+# put_block <cidr> <host|null> [ordinal=node ...]
+#   An AllocationBlock in Calico's current JSON: full allocations array, attributes with
+#   handle_id and secondary.node, 64-bit sequenceNumber.
+put_block() {
+  local cidr=$1 host=$2; shift 2
+  local net=${cidr%/*} len=${cidr#*/} bits=32 fam=ipv4
+  if [[ $cidr == *:* ]]; then bits=128; fam=ipv6; fi
+  local size=$((1 << (bits - len)))
+  local -A attr_of=()
+  local attrs="" allocs="" unalloc="" idx=0 a o affinity="null"
+  for a in "$@"; do
+    attr_of[${a%%=*}]=$idx
+    attrs+="${attrs:+,}{\"handle_id\":\"k8s-pod-network.c0ffee$idx\",\"secondary\":{\"namespace\":\"default\",\"node\":\"${a#*=}\",\"pod\":\"pod-$idx\",\"timestamp\":\"2026-11-26 10:00:00.1 +0000 UTC\"}}"
+    idx=$((idx + 1))
+  done
+  for ((o = 0; o < size; o++)); do
+    if [[ -n ${attr_of[$o]+x} ]]; then
+      allocs+="${allocs:+,}${attr_of[$o]}"
+    else
+      allocs+="${allocs:+,}null"
+      unalloc+="${unalloc:+,}$o"
+    fi
+  done
+  [[ $host == null ]] || affinity="\"host:$host\""
+  local json="{\"cidr\":\"$cidr\",\"affinity\":$affinity,\"allocations\":[$allocs],\"unallocated\":[$unalloc],\"attributes\":[$attrs],\"sequenceNumber\":$(date +%s%N),\"sequenceNumberForAllocation\":{},\"deleted\":false}"
+  etcdctl_hub put "/calico/ipam/v2/assignment/$fam/block/$net-$len" "$json" >/dev/null
+}
+
+del_block() {
+  local cidr=$1 fam=ipv4
+  [[ $cidr == *:* ]] && fam=ipv6
+  etcdctl_hub del "/calico/ipam/v2/assignment/$fam/block/${cidr%/*}-${cidr#*/}" >/dev/null
+}
+
+put_peer() { etcdctl_hub put "/vpp-calico/hosts/$1/peerip/$2/1" "$3" >/dev/null; }
+del_peer() { etcdctl_hub del "/vpp-calico/hosts/$1/peerip/$2/1" >/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+# route_of <host> <prefix>: the kernel's route for exactly that prefix, or nothing.
+route_of() {
+  local fam=-4
+  [[ $2 == *:* ]] && fam=-6
+  on_host "$1" ip "$fam" -o route show exact "$2" table main 2>/dev/null
+}
+
+# wait_route <host> <prefix> <gateway|none> [timeout_s]
+wait_route() {
+  local host=$1 prefix=$2 want=$3 timeout=${4:-15} got deadline
+  deadline=$((SECONDS + timeout))
+  while true; do
+    got=$(route_of "$host" "$prefix")
+    if [[ $want == none ]]; then
+      [[ -z $got ]] && return 0
+    elif [[ $got == *"via $want dev eth0 proto 212"* ]]; then
+      return 0
+    fi
+    ((SECONDS >= deadline)) && break
+    sleep 0.2
+  done
+  echo "    host-$host: route for $prefix is '${got:-<none>}', wanted ${want}" >&2
+  return 1
+}
+
+# pod_ping <from-host> <to-address>: from the source host's pod address to another pod.
+pod_ping() {
+  local from=$1 to=$2 src="10.244.$1.5"
+  [[ $to == *:* ]] && src="fd00:10:244:$1::5"
+  on_host "$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1
+}

@@ -1,0 +1,177 @@
+// Agent: wiring only. Owns the loop thread's state (KvCache, RouteCalculator, RouteReconciler),
+// the etcd watcher, the dataplane worker and the peer-address publisher.
+//
+// Data flow (docs/design.md has the picture):
+//   EtcdWatcher thread --Post--> loop: KvCache diff -> decode -> RouteCalculator -> deltas
+//   -> RouteReconciler -> NextBatch --Post--> dataplane WorkQueue: Dataplane::Apply
+//   --Post--> loop: OnResults -> next batch.
+//
+// Threading: every member below marked (loop) is touched only on the loop thread. Public methods
+// are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/metrics.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "dataplane/dataplane.h"
+#include "datastore/etcd_client.h"
+#include "datastore/kv_cache.h"
+#include "routing/route_calculator.h"
+#include "routing/route_reconciler.h"
+
+namespace vcra::agent {
+
+enum class PeerMode : uint8_t {
+  kPeerKeys,     // /vpp-calico/hosts/<host>/peerip/... only (the prototype's keys)
+  kCalicoNodes,  // Calico Node resources only
+  kBoth,         // both; the peer key wins where both exist
+};
+
+struct AgentConfig {
+  std::string node_name;
+  datastore::EtcdConfig etcd;
+  dataplane::UplinkConfig uplink;
+  // Where IPAM blocks live; the prototype's positional form may narrow it to one family.
+  std::string block_prefix = "/calico/ipam/v2/assignment/";
+  PeerMode peer_mode = PeerMode::kPeerKeys;
+  bool publish_peer_address = true;
+  bool watch_pools = true;
+  bool watch_cluster_information = true;
+  std::chrono::seconds resync_interval{90};
+  size_t batch_size = 1000;
+  // Print the routes that would be programmed once the first list is complete, then stop.
+  bool dry_run = false;
+  std::function<void(const std::string&)> dry_run_output;
+};
+
+// A consistent copy of the agent's state for /status, the status subcommand and tests.
+struct AgentStatus {
+  struct RouteInfo {
+    net::Route route;
+    std::string node;
+    std::string block_key;
+    std::string kind;  // "block" or "borrowed-ip"
+    bool programmed = false;
+    std::string error;
+  };
+  struct PendingInfo {
+    net::IpPrefix dst;
+    std::string node;
+    std::string block_key;
+  };
+  std::string sync_state;
+  bool etcd_connected = false;
+  bool datastore_synced = false;
+  bool dataplane_connected = false;
+  bool first_programming_done = false;
+  bool datastore_ready = true;  // Calico's ClusterInformation.datastoreReady
+  bool peer_published = false;
+  int64_t etcd_revision = 0;
+  size_t blocks = 0;
+  size_t routes_desired = 0;
+  size_t routes_programmed = 0;
+  size_t routes_pending = 0;
+  size_t routes_failing = 0;
+  std::vector<RouteInfo> routes;
+  std::vector<PendingInfo> pending;
+  std::map<std::string, std::pair<std::string, std::string>> peers;  // node -> (v4, v6)
+  std::vector<std::string> last_errors;
+  routing::ReconcilerStats reconciler;
+
+  std::string ToJson() const;
+  // Human-readable summary for the status subcommand.
+  std::string ToText() const;
+};
+
+class Agent {
+ public:
+  Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane);
+  ~Agent();
+
+  // Runs until Stop() (or, in dry-run, until the routes are printed). Routes are left in the
+  // dataplane on return: traffic keeps flowing while the agent restarts.
+  Status Run();
+  void Stop();
+
+  // Thread-safe; waits for the loop (returns nullopt if the loop is not running).
+  std::optional<AgentStatus> GetStatus(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::string RenderMetrics();
+  bool Ready() const { return ready_.load(); }
+  const Metrics& metrics() const { return metrics_; }
+
+ private:
+  // (loop) handlers
+  void OnSnapshot(datastore::Snapshot&& snapshot);
+  void OnChanges(std::vector<datastore::Change>&& changes);
+  void OnEtcdConnection(bool connected, const std::string& reason);
+  void HandleChange(const datastore::Change& change);
+  void HandlePeerKey(const datastore::Change& change);
+  void HandleNode(const datastore::Change& change);
+  void HandlePool(const datastore::Change& change);
+  void HandleClusterInformation(const datastore::Change& change);
+  void FlushDeltas();
+  void Kick();
+  void OnBatchDone(std::vector<dataplane::RouteOp> ops, std::vector<dataplane::OpResult> results);
+  void StartConnect();
+  void OnConnected(StatusOr<std::vector<net::Route>> dump);
+  void OnDataplaneLost(const std::string& why);
+  void StartResync();
+  void OnResyncDump(StatusOr<std::vector<net::Route>> dump);
+  void ScheduleResync();
+  void PublishPeerAddresses();
+  void RecordError(std::string error);
+  void PrintDryRunAndStop();
+  AgentStatus BuildStatus() const;
+  void UpdateReady();
+
+  AgentConfig config_;
+  std::unique_ptr<dataplane::Dataplane> dataplane_;
+  SystemClock clock_;
+  EventLoop loop_;
+  Metrics metrics_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> running_{false};
+
+  // (loop)
+  datastore::KvCache kv_cache_;
+  routing::RouteCalculator calculator_;
+  routing::RouteReconciler reconciler_;
+  bool etcd_connected_ = false;
+  bool datastore_synced_ = false;
+  bool datastore_ready_ = true;
+  bool dataplane_connected_ = false;
+  bool connecting_ = false;
+  bool batch_in_flight_ = false;
+  bool resync_in_flight_ = false;
+  bool resync_wanted_ = false;
+  bool first_programming_done_ = false;
+  bool peer_published_ = false;
+  bool publishing_ = false;
+  int64_t etcd_revision_ = 0;
+  uint64_t retry_timer_ = 0;
+  uint64_t resync_timer_ = 0;
+  Backoff connect_backoff_{std::chrono::milliseconds(200), std::chrono::seconds(10)};
+  Backoff publish_backoff_{std::chrono::milliseconds(500), std::chrono::seconds(30)};
+  TimePoint last_progress_log_{};
+  std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
+  std::map<std::string, uint64_t> op_counts_;
+  std::vector<std::string> last_errors_;
+
+  // Declared last: destroyed first, so their threads stop before the state they post into.
+  std::unique_ptr<datastore::EtcdClient> publisher_client_;
+  std::unique_ptr<WorkQueue> publisher_;
+  std::unique_ptr<WorkQueue> dataplane_worker_;
+  std::unique_ptr<datastore::EtcdWatcher> watcher_;
+};
+
+}  // namespace vcra::agent

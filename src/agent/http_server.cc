@@ -1,0 +1,104 @@
+#include "agent/http_server.h"
+
+#include <httplib.h>
+
+#include <charconv>
+
+#include "common/log.h"
+
+namespace vcra::agent {
+
+StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& listen) {
+  std::string host;
+  std::string port_text;
+  if (!listen.empty() && listen.front() == '[') {
+    auto close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':')
+      return absl::InvalidArgumentError("bad listen address: " + listen);
+    host = listen.substr(1, close - 1);
+    port_text = listen.substr(close + 2);
+  } else {
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos) return absl::InvalidArgumentError("bad listen address: " + listen);
+    host = listen.substr(0, colon);
+    port_text = listen.substr(colon + 1);
+  }
+  int port = -1;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port < 0 || port > 65535 ||
+      host.empty())
+    return absl::InvalidArgumentError("bad listen address: " + listen);
+  return std::make_pair(host, port);
+}
+
+HttpServer::HttpServer(Agent& agent) : agent_(agent) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start(const std::string& listen) {
+  ASSIGN_OR_RETURN(auto host_port, ParseHostPort(listen));
+  server_ = std::make_unique<httplib::Server>();
+  server_->set_payload_max_length(4096);
+  server_->set_read_timeout(5, 0);
+  server_->set_write_timeout(5, 0);
+  server_->set_keep_alive_max_count(10);
+  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    // Alive means the loop thread still answers.
+    if (agent_.GetStatus(std::chrono::seconds(2))) {
+      res.set_content("ok\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content("agent loop not responding\n", "text/plain");
+    }
+  });
+  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    if (agent_.Ready()) {
+      res.set_content("ready\n", "text/plain");
+      return;
+    }
+    res.status = 503;
+    auto s = agent_.GetStatus(std::chrono::seconds(2));
+    std::string why = "not ready";
+    if (s) {
+      why = fmt::format("not ready: etcd synced={} connected={}, dataplane connected={}, "
+                        "first programming done={}",
+                        s->datastore_synced, s->etcd_connected, s->dataplane_connected,
+                        s->first_programming_done);
+    }
+    res.set_content(why + "\n", "text/plain");
+  });
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(agent_.RenderMetrics(), "text/plain; version=0.0.4");
+  });
+  server_->Get("/status", [this](const httplib::Request& req, httplib::Response& res) {
+    auto s = agent_.GetStatus(std::chrono::seconds(5));
+    if (!s) {
+      res.status = 503;
+      res.set_content("{\"error\":\"agent loop not responding\"}\n", "application/json");
+      return;
+    }
+    if (req.has_param("format") && req.get_param_value("format") == "text") {
+      res.set_content(s->ToText(), "text/plain");
+    } else {
+      res.set_content(s->ToJson() + "\n", "application/json");
+    }
+  });
+  int port = host_port.second;
+  if (port == 0) {
+    port = server_->bind_to_any_port(host_port.first);
+    if (port < 0) return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  } else if (!server_->bind_to_port(host_port.first, port)) {
+    return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  }
+  port_ = port;
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  LOG_INFO("HTTP endpoint on {}:{} (/healthz /readyz /metrics /status)", host_port.first, port_);
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace vcra::agent

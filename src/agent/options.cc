@@ -1,0 +1,207 @@
+#include "agent/options.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+
+#include "calico/model.h"
+
+namespace vcra::agent {
+namespace {
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    std::string part = s.substr(start, comma - start);
+    if (!part.empty()) out.push_back(part);
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::optional<uint32_t> ParseIndex(const std::string& s) {
+  uint32_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+}  // namespace
+
+StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* help_out) {
+  Options o;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "status") {
+    o.status_command = true;
+    args.erase(args.begin());
+  } else if (!args.empty() && args[0] == "run") {
+    args.erase(args.begin());
+  }
+
+  CLI::App app{
+      "vpp-calico-route-agent: programs the routes between the hosts of a Calico cluster into "
+      "VPP or the Linux kernel, from Calico's IPAM blocks in etcd.\n\n"
+      "Usage:\n"
+      "  vpp-calico-route-agent [run] [options]\n"
+      "  vpp-calico-route-agent [options] <watch-prefix> <uplink> <ip> <prefix-len> "
+      "[protocol host port user password]   (the 2016 prototype's form)\n"
+      "  vpp-calico-route-agent status [--http-listen ADDR]   (what the running agent did, and "
+      "why)\n",
+      "vpp-calico-route-agent"};
+  app.set_version_flag("--version", "vpp-calico-route-agent 0.1.0");
+
+  std::string endpoints = "http://127.0.0.1:2379";
+  std::string uplink;
+  std::vector<std::string> uplink_addresses;
+  std::string peer_source = "keys";
+  int resync_seconds = 90;
+  std::vector<std::string> seed;
+
+  app.add_option("--nodename", o.agent.node_name, "This host's Calico node name")
+      ->envname("NODENAME");
+  app.add_option("--etcd-endpoints", endpoints, "Comma-separated etcd endpoints")
+      ->envname("ETCD_ENDPOINTS")
+      ->capture_default_str();
+  app.add_option("--etcd-ca-cert-file", o.agent.etcd.ca_cert_file, "CA bundle for etcd TLS")
+      ->envname("ETCD_CA_CERT_FILE");
+  app.add_option("--etcd-cert-file", o.agent.etcd.cert_file, "Client certificate for etcd TLS")
+      ->envname("ETCD_CERT_FILE");
+  app.add_option("--etcd-key-file", o.agent.etcd.key_file, "Client key for etcd TLS")
+      ->envname("ETCD_KEY_FILE");
+  app.add_option("--etcd-username", o.agent.etcd.username, "etcd user (auth enabled clusters)")
+      ->envname("ETCD_USERNAME");
+  app.add_option("--etcd-password", o.agent.etcd.password, "etcd password")
+      ->envname("ETCD_PASSWORD");
+  app.add_option("--dataplane", o.dataplane, "Where routes go: linux or vpp")
+      ->envname("VCRA_DATAPLANE")
+      ->check(CLI::IsMember({"linux", "vpp"}))
+      ->capture_default_str();
+  app.add_option("--uplink", uplink,
+                 "Uplink interface: a name, or an index (Linux ifindex / VPP sw_if_index)")
+      ->envname("VCRA_UPLINK");
+  app.add_option("--uplink-address", uplink_addresses,
+                 "Address/len to ensure on the uplink; the first of each family is published as "
+                 "this host's peer address (repeat, or comma-separate in VCRA_UPLINK_ADDRESSES)")
+      ->envname("VCRA_UPLINK_ADDRESSES")
+      ->delimiter(',');
+  app.add_option("--peer-source", peer_source,
+                 "Next hops from: keys (/vpp-calico/hosts/<host>/peerip/...), nodes (Calico Node "
+                 "resources) or both (keys win)")
+      ->envname("VCRA_PEER_SOURCE")
+      ->check(CLI::IsMember({"keys", "nodes", "both"}))
+      ->capture_default_str();
+  app.add_option("--block-prefix", o.agent.block_prefix, "etcd prefix of the IPAM blocks")
+      ->capture_default_str();
+  app.add_flag("!--no-publish-peer-address", o.agent.publish_peer_address,
+               "Do not write this host's peer address to etcd");
+  app.add_flag("!--no-pools", o.agent.watch_pools,
+               "Ignore Calico IP pools (route every block)");
+  app.add_option("--route-protocol", o.route_protocol,
+                 "Linux: rtnetlink protocol number that marks the agent's routes")
+      ->envname("VCRA_ROUTE_PROTOCOL")
+      ->check(CLI::Range(5u, 255u))
+      ->capture_default_str();
+  app.add_option("--route-table", o.route_table, "Linux: routing table")
+      ->check(CLI::Range(1u, 0xFFFFFFFEu))
+      ->capture_default_str();
+  app.add_option("--vpp-api-socket", o.vpp_api_socket, "VPP: binary API socket")
+      ->envname("VCRA_VPP_API_SOCKET")
+      ->capture_default_str();
+  app.add_option("--resync-interval", resync_seconds,
+                 "Seconds between full dataplane comparisons")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--batch-size", o.agent.batch_size, "Route operations per dataplane batch")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--http-listen", o.http_listen,
+                 "HTTP endpoint for /healthz /readyz /metrics /status (empty disables)")
+      ->envname("VCRA_HTTP_LISTEN")
+      ->capture_default_str();
+  app.add_option("--log-format", o.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->envname("VCRA_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_flag("--dry-run", o.agent.dry_run,
+               "Print the routes that would be programmed, then exit; touches no dataplane");
+  app.add_option("seed", seed,
+                 "The prototype's positional form: <watch-prefix> <uplink> <ip> <prefix-len> "
+                 "[protocol host port user password]")
+      ->expected(0, 9);
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    *help_out = app.help();
+    o.help_shown = true;
+    return o;
+  } catch (const CLI::CallForVersion&) {
+    *help_out = app.version() + "\n";
+    o.help_shown = true;
+    return o;
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+
+  if (!seed.empty()) {
+    if (seed.size() < 4 || seed.size() == 5 || seed.size() == 6)
+      return absl::InvalidArgumentError(
+          "positional form: <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port "
+          "[user password]]");
+    o.agent.block_prefix = seed[0];
+    uplink = seed[1];
+    uplink_addresses = {seed[2] + "/" + seed[3]};
+    if (seed.size() >= 7) endpoints = seed[4] + "://" + seed[5] + ":" + seed[6];
+    if (seed.size() >= 8) o.agent.etcd.username = seed[7];
+    if (seed.size() >= 9) o.agent.etcd.password = seed[8];
+  }
+  // The prototype's prefix named the IPv4 block directory without slashes; anything that is not
+  // under Calico's assignment tree would watch nothing useful.
+  std::string normalized = o.agent.block_prefix;
+  if (normalized.empty() || normalized.front() != '/') normalized.insert(normalized.begin(), '/');
+  if (normalized.rfind(std::string(calico::kBlockPrefix), 0) != 0 &&
+      std::string(calico::kBlockPrefix).rfind(normalized, 0) != 0)
+    return absl::InvalidArgumentError("block prefix must be under " +
+                                      std::string(calico::kBlockPrefix) + ": " +
+                                      o.agent.block_prefix);
+
+  o.agent.etcd.endpoints = SplitCommas(endpoints);
+  if (o.agent.etcd.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");
+  if (o.agent.node_name.empty()) o.agent.node_name = Hostname();
+  if (!calico::IsValidNodeName(o.agent.node_name))
+    return absl::InvalidArgumentError("invalid node name: '" + o.agent.node_name + "'");
+  o.agent.peer_mode = peer_source == "keys"    ? PeerMode::kPeerKeys
+                      : peer_source == "nodes" ? PeerMode::kCalicoNodes
+                                               : PeerMode::kBoth;
+  o.agent.resync_interval = std::chrono::seconds(resync_seconds);
+  if (auto index = ParseIndex(uplink)) {
+    o.agent.uplink.index = *index;
+  } else {
+    o.agent.uplink.name = uplink;
+  }
+  for (const auto& text : uplink_addresses) {
+    // "10.99.0.1/24" is the address 10.99.0.1 on a /24, not the /24 network.
+    auto address = net::IpPrefix::ParseInterfaceAddress(text);
+    if (!address) return absl::InvalidArgumentError("bad uplink address (want address/len): " + text);
+    o.agent.uplink.addresses.push_back(*address);
+  }
+  if (!o.status_command && !o.agent.dry_run && uplink.empty())
+    return absl::InvalidArgumentError("--uplink is required (or use --dry-run)");
+  return o;
+}
+
+}  // namespace vcra::agent

@@ -1,0 +1,84 @@
+#include "agent/options.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+namespace vcra::agent {
+namespace {
+
+StatusOr<Options> Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "vpp-calico-route-agent");
+  std::string help;
+  return ParseOptions(static_cast<int>(args.size()), args.data(), &help);
+}
+
+TEST(OptionsTest, FlagsAndDefaults) {
+  auto o = Parse({"run", "--nodename", "host-a", "--uplink", "eth0", "--uplink-address",
+                  "10.99.0.1/24", "--uplink-address", "fd00:99::1/64", "--etcd-endpoints",
+                  "http://10.0.0.1:2379,http://10.0.0.2:2379"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.node_name, "host-a");
+  EXPECT_EQ(o->agent.uplink.name, "eth0");
+  EXPECT_FALSE(o->agent.uplink.index);
+  ASSERT_EQ(o->agent.uplink.addresses.size(), 2u);
+  EXPECT_EQ(o->agent.uplink.addresses[0].address().ToString(), "10.99.0.1");
+  EXPECT_EQ(o->agent.uplink.addresses[0].len(), 24);
+  EXPECT_EQ(o->agent.etcd.endpoints.size(), 2u);
+  EXPECT_EQ(o->dataplane, "linux");
+  EXPECT_EQ(o->route_protocol, 212u);
+  EXPECT_EQ(o->agent.resync_interval, std::chrono::seconds(90));
+  EXPECT_EQ(o->agent.peer_mode, PeerMode::kPeerKeys);
+}
+
+TEST(OptionsTest, PrototypePositionalForm) {
+  auto o = Parse({"--nodename", "host-a", "calico/ipam/v2/assignment/ipv4/block", "1",
+                  "172.16.0.1", "24", "http", "127.0.0.1", "2379", "root", "secret"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.block_prefix, "calico/ipam/v2/assignment/ipv4/block");
+  ASSERT_TRUE(o->agent.uplink.index);
+  EXPECT_EQ(*o->agent.uplink.index, 1u);
+  EXPECT_EQ(o->agent.uplink.addresses[0].ToString(), "172.16.0.1/24");
+  EXPECT_EQ(o->agent.etcd.endpoints[0], "http://127.0.0.1:2379");
+  EXPECT_EQ(o->agent.etcd.username, "root");
+  EXPECT_EQ(o->agent.etcd.password, "secret");
+}
+
+TEST(OptionsTest, PrototypeShortPositionalForm) {
+  auto o = Parse({"--nodename", "h", "calico/ipam/v2/assignment/ipv4/block", "eth0", "172.16.0.1",
+                  "24"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.uplink.name, "eth0");
+}
+
+TEST(OptionsTest, EnvironmentFallbacks) {
+  setenv("ETCD_ENDPOINTS", "http://127.0.0.9:2379", 1);
+  setenv("NODENAME", "from-env", 1);
+  auto o = Parse({"--dry-run"});
+  unsetenv("ETCD_ENDPOINTS");
+  unsetenv("NODENAME");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.node_name, "from-env");
+  EXPECT_EQ(o->agent.etcd.endpoints[0], "http://127.0.0.9:2379");
+  EXPECT_TRUE(o->agent.dry_run);
+}
+
+TEST(OptionsTest, RejectsBadInput) {
+  EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--uplink-address", "10.0.0.1"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--dataplane", "dpdk"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a/b", "--dry-run"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a"}).ok()) << "uplink required";
+  EXPECT_FALSE(Parse({"--nodename", "a", "x", "y"}).ok()) << "incomplete positional form";
+  EXPECT_FALSE(Parse({"--nodename", "a", "/etc/passwd", "eth0", "10.0.0.1", "24"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--route-protocol", "2"}).ok())
+      << "kernel-reserved protocol numbers are refused";
+  EXPECT_FALSE(Parse({"--bogus"}).ok());
+}
+
+TEST(OptionsTest, HelpIsShown) {
+  auto o = Parse({"--help"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->help_shown);
+}
+
+}  // namespace
+}  // namespace vcra::agent

@@ -1,0 +1,98 @@
+// vpp-calico-route-agent: flags -> Agent; signals -> Agent::Stop. Routes stay in the dataplane
+// when the agent exits (restart doctrine in docs/design.md).
+#include <httplib.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/dataplane_factory.h"
+#include "agent/http_server.h"
+#include "agent/options.h"
+#include "common/log.h"
+
+namespace {
+
+int RunStatusCommand(const vcra::agent::Options& options) {
+  auto host_port = vcra::agent::ParseHostPort(options.http_listen);
+  if (!host_port.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(host_port.status().message()).c_str());
+    return 2;
+  }
+  httplib::Client client(host_port->first, host_port->second);
+  client.set_connection_timeout(3, 0);
+  client.set_read_timeout(10, 0);
+  auto res = client.Get("/status?format=text");
+  if (!res) {
+    std::fprintf(stderr, "no agent answers on %s: %s\n", options.http_listen.c_str(),
+                 httplib::to_string(res.error()).c_str());
+    return 1;
+  }
+  std::fputs(res->body.c_str(), stdout);
+  return res->status == 200 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string help;
+  auto options = vcra::agent::ParseOptions(argc, argv, &help);
+  if (!options.ok()) {
+    std::fprintf(stderr, "error: %s\nTry --help.\n", std::string(options.status().message()).c_str());
+    return 2;
+  }
+  if (options->help_shown) {
+    std::fputs(help.c_str(), stdout);
+    return 0;
+  }
+  vcra::SetupLogging(options->log_format == "json" ? vcra::LogFormat::kJson
+                                                   : vcra::LogFormat::kText,
+                     options->log_level);
+  if (options->status_command) return RunStatusCommand(*options);
+
+  // Signals are taken by one thread with sigwait, so no handler ever runs inside agent code.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<vcra::dataplane::Dataplane> dataplane;
+  if (!options->agent.dry_run) {
+    auto made = vcra::agent::MakeDataplane(*options);
+    if (!made.ok()) {
+      LOG_ERROR("{}", made.status().message());
+      return 1;
+    }
+    dataplane = std::move(*made);
+  }
+  vcra::agent::Agent agent(options->agent, std::move(dataplane));
+  std::unique_ptr<vcra::agent::HttpServer> http;
+  if (!options->http_listen.empty() && !options->agent.dry_run) {
+    http = std::make_unique<vcra::agent::HttpServer>(agent);
+    if (auto s = http->Start(options->http_listen); !s.ok()) {
+      LOG_ERROR("{}", s.message());
+      return 1;
+    }
+  }
+  std::thread signal_thread([&agent, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != 0) {
+      LOG_INFO("signal {} received: stopping, routes stay in place", sig);
+      agent.Stop();
+    }
+  });
+  auto status = agent.Run();
+  if (http) http->Stop();
+  // Wake the signal thread if the agent stopped by itself (dry run).
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (!status.ok()) {
+    LOG_ERROR("{}", status.message());
+    return 1;
+  }
+  return 0;
+}

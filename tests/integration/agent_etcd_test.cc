@@ -1,0 +1,287 @@
+// The agent end to end against a real etcd (started by the test) and the stateful fake
+// dataplane: start on an empty etcd, restart with changes made while down, bad input, drift,
+// dataplane loss, retries, datastoreReady.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <thread>
+
+#include "agent/agent.h"
+#include "calico/model.h"
+#include "dataplane/fake_dataplane.h"
+#include "tests/support/etcd_server.h"
+
+namespace vcra {
+namespace {
+
+using net::IpAddress;
+using net::IpPrefix;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+IpPrefix P(const char* s) { return *IpPrefix::Parse(s); }
+IpAddress A(const char* s) { return *IpAddress::Parse(s); }
+
+// Lets several Agent instances (one after another) share one FakeDataplane, the way restarts
+// of the agent share one kernel.
+class SharedDataplane final : public dataplane::Dataplane {
+ public:
+  explicit SharedDataplane(dataplane::FakeDataplane& fake) : fake_(fake) {}
+  std::string Name() const override { return "fake"; }
+  Status Connect() override { return fake_.Connect(); }
+  Status EnsureUplink(const dataplane::UplinkConfig& u) override { return fake_.EnsureUplink(u); }
+  StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override { return fake_.DumpOwnedRoutes(); }
+  std::vector<dataplane::OpResult> Apply(std::span<const dataplane::RouteOp> ops) override {
+    return fake_.Apply(ops);
+  }
+
+ private:
+  dataplane::FakeDataplane& fake_;
+};
+
+bool WaitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(10000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return done();
+}
+
+std::string BlockJson(const char* cidr, const char* affinity,
+                      std::vector<std::pair<uint32_t, std::string>> allocs = {}) {
+  calico::IpamBlock b;
+  b.cidr = P(cidr);
+  if (affinity) {
+    b.affinity_type = calico::AffinityType::kHost;
+    b.affinity_name = affinity;
+  }
+  b.sequence_number = 1772359200000000007ull;
+  for (auto& [ord, node] : allocs) b.allocations.push_back({ord, b.cidr.address().Plus(ord), node});
+  return calico::EncodeBlock(b);
+}
+
+class AgentEtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::EtcdServerOptions options;
+    // Lets the test store a value larger than the agent accepts (etcd's default is 1.5 MiB).
+    options.extra_args = {"--max-request-bytes=8388608"};
+    auto server = testing::EtcdServer::Start(options);
+    if (!server.ok()) GTEST_SKIP() << "SKIPPED: needs /usr/bin/etcd: " << server.status();
+    etcd_ = std::move(*server);
+    auto client = datastore::EtcdClient::Create(etcd_->ClientConfig());
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+  }
+  void TearDown() override { StopAgent(); }
+
+  agent::AgentConfig Config() {
+    agent::AgentConfig c;
+    c.node_name = "host-a";
+    c.etcd = etcd_->ClientConfig();
+    c.uplink.name = "eth0";
+    c.uplink.addresses = {*IpPrefix::ParseInterfaceAddress("10.99.0.1/24")};
+    c.resync_interval = seconds(1);
+    return c;
+  }
+
+  void StartAgent(agent::AgentConfig config) {
+    agent_ = std::make_unique<agent::Agent>(std::move(config),
+                                            std::make_unique<SharedDataplane>(fake_));
+    thread_ = std::thread([this] { EXPECT_TRUE(agent_->Run().ok()); });
+  }
+  void StartAgent() { StartAgent(Config()); }
+  void StopAgent() {
+    if (!agent_) return;
+    agent_->Stop();
+    thread_.join();
+    agent_.reset();
+  }
+  void Put(const std::string& key, const std::string& value) {
+    ASSERT_TRUE(client_->Put(key, value).ok());
+  }
+  void PutBlock(const char* cidr, const char* host,
+                std::vector<std::pair<uint32_t, std::string>> allocs = {}) {
+    Put(calico::BlockKey(P(cidr)), BlockJson(cidr, host, std::move(allocs)));
+  }
+  void PutPeer(const char* host, const char* address) {
+    Put(calico::PeerKeyFor(host, A(address).family()), address);
+  }
+  bool RouteIs(const char* dst, const char* via) {
+    auto r = fake_.Lookup(P(dst));
+    return r && r->gateway == A(via);
+  }
+  bool NoRoute(const char* dst) { return !fake_.Lookup(P(dst)); }
+  bool WaitReady() {
+    return WaitFor([&] { return agent_->Ready(); });
+  }
+
+  std::unique_ptr<testing::EtcdServer> etcd_;
+  std::unique_ptr<datastore::EtcdClient> client_;
+  dataplane::FakeDataplane fake_;
+  std::unique_ptr<agent::Agent> agent_;
+  std::thread thread_;
+};
+
+TEST_F(AgentEtcdTest, EmptyEtcdThenBlocksAppear) {
+  StartAgent();
+  ASSERT_TRUE(WaitReady()) << "an empty etcd is a valid cluster";
+  EXPECT_TRUE(fake_.uplink_up());
+  // Our own peer address is published once the uplink is ready.
+  ASSERT_TRUE(WaitFor([&] {
+    auto got = client_->RangePrefix(calico::PeerKeyFor("host-a", net::Family::kV4));
+    return got.ok() && got->kvs.size() == 1 && got->kvs[0].value == "10.99.0.1";
+  }));
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b", {{3, "host-c"}});
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }));
+  EXPECT_TRUE(NoRoute("10.244.2.3/32")) << "host-c has no address yet";
+  auto status = agent_->GetStatus();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->routes_pending, 1u);
+  PutPeer("host-c", "10.99.0.3");
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.3/32", "10.99.0.3"); }));
+  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  EXPECT_TRUE(WaitFor([&] { return NoRoute("10.244.2.0/26") && NoRoute("10.244.2.3/32"); }));
+}
+
+TEST_F(AgentEtcdTest, ChangesWhileStoppedAreAppliedAtStart) {
+  PutPeer("host-b", "10.99.0.2");
+  PutPeer("host-c", "10.99.0.3");
+  PutBlock("10.244.2.0/26", "host-b");
+  PutBlock("10.244.3.0/26", "host-c");
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] {
+    return RouteIs("10.244.2.0/26", "10.99.0.2") && RouteIs("10.244.3.0/26", "10.99.0.3");
+  }));
+  StopAgent();
+  EXPECT_EQ(fake_.OwnedRoutes().size(), 2u) << "routes stay while the agent is down";
+
+  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  PutBlock("10.244.4.0/26", "host-b");
+  PutBlock("10.244.3.0/26", "host-b");  // moved
+  // A stale route from an older run, and a route someone else owns.
+  fake_.AddOwnedRouteBehindOurBack({P("10.244.99.0/26"), A("10.99.0.9")});
+  fake_.AddForeignRoute({P("0.0.0.0/0"), A("10.99.0.254")});
+
+  StartAgent();
+  ASSERT_TRUE(WaitReady());
+  EXPECT_TRUE(WaitFor([&] {
+    return NoRoute("10.244.2.0/26") && RouteIs("10.244.4.0/26", "10.99.0.2") &&
+           RouteIs("10.244.3.0/26", "10.99.0.2") && NoRoute("10.244.99.0/26");
+  }));
+  EXPECT_EQ(fake_.OwnedRoutes().size(), 2u);
+  EXPECT_EQ(fake_.ForeignRoutes().size(), 1u);
+}
+
+TEST_F(AgentEtcdTest, BadInputNeverRemovesAGoodRoute) {
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b");
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }));
+  std::string key = calico::BlockKey(P("10.244.2.0/26"));
+  Put(key, "{\"cidr\": \"10.244.2.0/26\", \"affinity\": ");            // truncated
+  Put(key, "{\"cidr\": \"10.244.9.0/26\", \"affinity\": \"host:x\"}");  // disagrees with key
+  Put(key, std::string(3 * 1024 * 1024, '['));                          // oversized
+  Put(calico::PeerKeyFor("host-b", net::Family::kV4), "not an address");
+  Put("/calico/ipam/v2/assignment/ipv4/block/../../../etc", "{}");
+  Put("/calico/ipam/v2/assignment/ipv4/block/10.244.5.0-99", "{}");
+  Put("/vpp-calico/hosts/../peerip/ipv4/1", "10.99.0.66");
+  ASSERT_TRUE(WaitFor([&] { return agent_->metrics().parse_errors.load() >= 7; }))
+      << agent_->metrics().parse_errors.load();
+  // Give the agent time to do something wrong, then check it did not.
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(RouteIs("10.244.2.0/26", "10.99.0.2"));
+  EXPECT_EQ(fake_.OwnedRoutes().size(), 1u);
+  // A good value afterwards is applied.
+  PutPeer("host-c", "10.99.0.3");
+  PutBlock("10.244.2.0/26", "host-c");
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.3"); }));
+  auto status = agent_->GetStatus();
+  ASSERT_TRUE(status);
+  EXPECT_FALSE(status->last_errors.empty());
+  EXPECT_NE(agent_->RenderMetrics().find("vcra_parse_errors_total"), std::string::npos);
+}
+
+TEST_F(AgentEtcdTest, ResyncRepairsDriftAndDataplaneRestartReplays) {
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b");
+  PutBlock("10.244.3.0/26", "host-b");
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return fake_.OwnedRoutes().size() == 2; }));
+  fake_.DeleteRouteBehindOurBack(P("10.244.3.0/26"));
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.3.0/26", "10.99.0.2"); }))
+      << "the 1 s resync repairs a route deleted by hand";
+  EXPECT_GE(agent_->GetStatus()->reconciler.drift_repaired, 1u);
+
+  size_t connects = fake_.connects();
+  fake_.Disconnect(/*wipe=*/true);  // the dataplane restarts with an empty table
+  EXPECT_TRUE(WaitFor([&] { return fake_.connects() > connects; }));
+  EXPECT_TRUE(WaitFor([&] { return fake_.OwnedRoutes().size() == 2 && fake_.uplink_up(); }))
+      << "full state replayed after the reconnect";
+  EXPECT_GE(agent_->metrics().dataplane_reconnects.load(), 1u);
+}
+
+TEST_F(AgentEtcdTest, FailedOperationIsRetried) {
+  PutPeer("host-b", "10.99.0.2");
+  fake_.FailPrefix(P("10.244.2.0/26"), absl::InternalError("Network is unreachable"));
+  StartAgent();
+  ASSERT_TRUE(WaitReady());
+  PutBlock("10.244.2.0/26", "host-b");
+  PutBlock("10.244.3.0/26", "host-b");
+  ASSERT_TRUE(WaitFor([&] { return RouteIs("10.244.3.0/26", "10.99.0.2"); }));
+  ASSERT_TRUE(WaitFor([&] { return agent_->GetStatus()->routes_failing == 1; }));
+  fake_.ClearFailures();
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }))
+      << "retried with backoff after the failure cleared";
+}
+
+TEST_F(AgentEtcdTest, DataplaneDownAtStartIsRetried) {
+  fake_.RefuseConnect(true);
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b");
+  StartAgent();
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(agent_->Ready());
+  fake_.RefuseConnect(false);
+  EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }));
+  EXPECT_TRUE(WaitReady());
+}
+
+TEST_F(AgentEtcdTest, DatastoreNotReadyPausesProgramming) {
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b");
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }));
+  Put(std::string(calico::kClusterInformationKey),
+      R"({"kind":"ClusterInformation","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"datastoreReady":false}})");
+  ASSERT_TRUE(WaitFor([&] { return !agent_->GetStatus()->datastore_ready; }));
+  PutBlock("10.244.3.0/26", "host-b");
+  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_TRUE(NoRoute("10.244.3.0/26")) << "nothing programmed while paused";
+  EXPECT_TRUE(RouteIs("10.244.2.0/26", "10.99.0.2")) << "nothing removed while paused";
+  Put(std::string(calico::kClusterInformationKey),
+      R"({"kind":"ClusterInformation","spec":{"datastoreReady":true}})");
+  EXPECT_TRUE(WaitFor([&] {
+    return RouteIs("10.244.3.0/26", "10.99.0.2") && NoRoute("10.244.2.0/26");
+  }));
+}
+
+TEST_F(AgentEtcdTest, DryRunPrintsRoutesAndTouchesNothing) {
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b", {{7, "host-c"}});
+  auto config = Config();
+  config.dry_run = true;
+  std::string printed;
+  config.dry_run_output = [&](const std::string& out) { printed = out; };
+  agent::Agent agent(config, nullptr);
+  ASSERT_TRUE(agent.Run().ok());
+  EXPECT_NE(printed.find("10.244.2.0/26 via 10.99.0.2"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("10.244.2.7/32 pending"), std::string::npos) << printed;
+  EXPECT_EQ(fake_.ops_applied(), 0u);
+}
+
+}  // namespace
+}  // namespace vcra
