@@ -39,16 +39,17 @@ int main(int argc, char** argv) {
   std::string help;
   auto options = vcra::agent::ParseOptions(argc, argv, &help);
   if (!options.ok()) {
-    std::fprintf(stderr, "error: %s\nTry --help.\n", std::string(options.status().message()).c_str());
+    std::fprintf(stderr, "error: %s\nTry --help.\n",
+                 std::string(options.status().message()).c_str());
     return 2;
   }
   if (options->help_shown) {
     std::fputs(help.c_str(), stdout);
     return 0;
   }
-  vcra::SetupLogging(options->log_format == "json" ? vcra::LogFormat::kJson
-                                                   : vcra::LogFormat::kText,
-                     options->log_level);
+  vcra::SetupLogging(
+      options->log_format == "json" ? vcra::LogFormat::kJson : vcra::LogFormat::kText,
+      options->log_level);
   if (options->status_command) return RunStatusCommand(*options);
 
   // Signals are taken by one thread with sigwait, so no handler ever runs inside agent code.

@@ -124,8 +124,7 @@ void Agent::OnSnapshot(datastore::Snapshot&& snapshot) {
     reconciler_.OnDatastoreSynced();
     LOG_INFO("first etcd listing complete in {} ms: {} blocks, {} routes desired, {} pending",
              std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count(),
-             calculator_.block_count(), calculator_.desired().size(),
-             calculator_.pending_count());
+             calculator_.block_count(), calculator_.desired().size(), calculator_.pending_count());
     if (config_.dry_run) {
       PrintDryRunAndStop();
       return;
@@ -216,8 +215,8 @@ void Agent::HandleNode(const datastore::Change& change) {
     return;
   }
   // Update before withdraw, so that a changed address moves routes without a gap.
-  for (auto [family, address] : {std::pair{net::Family::kV4, node->v4},
-                                 std::pair{net::Family::kV6, node->v6}}) {
+  for (auto [family, address] :
+       {std::pair{net::Family::kV4, node->v4}, std::pair{net::Family::kV6, node->v6}}) {
     if (address) {
       calculator_.OnPeerUpdate(routing::PeerSource::kCalicoNode, *name, family, *address);
     } else {
@@ -296,10 +295,10 @@ void Agent::Kick() {
     }
     if (datastore_synced_ && !first_programming_done_) {
       first_programming_done_ = true;
-      LOG_INFO("initial programming complete: {} routes programmed, {} pending a peer address, "
-               "{} failing",
-               reconciler_.programmed_count(), calculator_.pending_count(),
-               reconciler_.failing_count());
+      LOG_INFO(
+          "initial programming complete: {} routes programmed, {} pending a peer address, "
+          "{} failing",
+          reconciler_.programmed_count(), calculator_.pending_count(), reconciler_.failing_count());
     }
     UpdateReady();
     return;
@@ -320,7 +319,7 @@ void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
   for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
     const auto& op = ops[i];
     const auto& result = results[i];
-    std::string result_label = result.status.ok() ? "ok"
+    std::string result_label = result.status.ok()                   ? "ok"
                                : absl::IsUnavailable(result.status) ? "unavailable"
                                                                     : "error";
     ++op_counts_[fmt::format("op=\"{}\",result=\"{}\"", OpTypeName(op.type), result_label)];
@@ -485,8 +484,7 @@ void Agent::RecordError(std::string error) {
 }
 
 void Agent::UpdateReady() {
-  ready_ = datastore_synced_ && etcd_connected_ && dataplane_connected_ &&
-           first_programming_done_;
+  ready_ = datastore_synced_ && etcd_connected_ && dataplane_connected_ && first_programming_done_;
 }
 
 void Agent::PrintDryRunAndStop() {
@@ -497,15 +495,14 @@ void Agent::PrintDryRunAndStop() {
   std::string out;
   for (const auto& route : routes) {
     auto intent = calculator_.IntentFor(route.dst);
-    out += fmt::format("{} via {}  # {} of {} ({})\n", route.dst.ToString(),
-                       route.gateway.ToString(),
-                       intent && intent->kind == routing::IntentKind::kBorrowedIp ? "borrowed IP"
-                                                                                  : "block",
-                       intent ? intent->node : "?", intent ? intent->block_key : "?");
+    out += fmt::format(
+        "{} via {}  # {} of {} ({})\n", route.dst.ToString(), route.gateway.ToString(),
+        intent && intent->kind == routing::IntentKind::kBorrowedIp ? "borrowed IP" : "block",
+        intent ? intent->node : "?", intent ? intent->block_key : "?");
   }
   for (const auto& pending : calculator_.Pending()) {
-    out += fmt::format("{} pending  # waiting for the address of {} ({})\n",
-                       pending.dst.ToString(), pending.node, pending.block_key);
+    out += fmt::format("{} pending  # waiting for the address of {} ({})\n", pending.dst.ToString(),
+                       pending.node, pending.block_key);
   }
   out += fmt::format("# {} routes, {} pending\n", routes.size(), calculator_.pending_count());
   if (config_.dry_run_output) {

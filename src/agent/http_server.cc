@@ -19,7 +19,8 @@ StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& listen) {
     port_text = listen.substr(close + 2);
   } else {
     auto colon = listen.rfind(':');
-    if (colon == std::string::npos) return absl::InvalidArgumentError("bad listen address: " + listen);
+    if (colon == std::string::npos)
+      return absl::InvalidArgumentError("bad listen address: " + listen);
     host = listen.substr(0, colon);
     port_text = listen.substr(colon + 1);
   }
@@ -60,10 +61,11 @@ Status HttpServer::Start(const std::string& listen) {
     auto s = agent_.GetStatus(std::chrono::seconds(2));
     std::string why = "not ready";
     if (s) {
-      why = fmt::format("not ready: etcd synced={} connected={}, dataplane connected={}, "
-                        "first programming done={}",
-                        s->datastore_synced, s->etcd_connected, s->dataplane_connected,
-                        s->first_programming_done);
+      why = fmt::format(
+          "not ready: etcd synced={} connected={}, dataplane connected={}, "
+          "first programming done={}",
+          s->datastore_synced, s->etcd_connected, s->dataplane_connected,
+          s->first_programming_done);
     }
     res.set_content(why + "\n", "text/plain");
   });

@@ -33,7 +33,8 @@ std::string LatencyHistogram::Render(const std::string& name, const std::string&
   }
   cumulative += buckets_[kBounds.size()].load();
   out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
-  out += fmt::format("{}_sum {}\n{}_count {}\n", name, sum_micros_.load() / 1e6, name, count_.load());
+  out +=
+      fmt::format("{}_sum {}\n{}_count {}\n", name, sum_micros_.load() / 1e6, name, count_.load());
   return out;
 }
 
@@ -58,7 +59,8 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges,
   out +=
       "# HELP vcra_dataplane_ops_total Dataplane route operations by type and result.\n"
       "# TYPE vcra_dataplane_ops_total counter\n";
-  for (const auto& [labels, v] : op_counts) out += fmt::format("vcra_dataplane_ops_total{{{}}} {}\n", labels, v);
+  for (const auto& [labels, v] : op_counts)
+    out += fmt::format("vcra_dataplane_ops_total{{{}}} {}\n", labels, v);
   for (const auto& [name, v] : gauges) {
     out += fmt::format("# TYPE {} gauge\n{} {}\n", name, name, v);
   }

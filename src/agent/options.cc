@@ -104,8 +104,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
       ->capture_default_str();
   app.add_flag("!--no-publish-peer-address", o.agent.publish_peer_address,
                "Do not write this host's peer address to etcd");
-  app.add_flag("!--no-pools", o.agent.watch_pools,
-               "Ignore Calico IP pools (route every block)");
+  app.add_flag("!--no-pools", o.agent.watch_pools, "Ignore Calico IP pools (route every block)");
   app.add_option("--route-protocol", o.route_protocol,
                  "Linux: rtnetlink protocol number that marks the agent's routes")
       ->envname("VCRA_ROUTE_PROTOCOL")
@@ -117,8 +116,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   app.add_option("--vpp-api-socket", o.vpp_api_socket, "VPP: binary API socket")
       ->envname("VCRA_VPP_API_SOCKET")
       ->capture_default_str();
-  app.add_option("--resync-interval", resync_seconds,
-                 "Seconds between full dataplane comparisons")
+  app.add_option("--resync-interval", resync_seconds, "Seconds between full dataplane comparisons")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
   app.add_option("--batch-size", o.agent.batch_size, "Route operations per dataplane batch")
@@ -196,7 +194,8 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   for (const auto& text : uplink_addresses) {
     // "10.99.0.1/24" is the address 10.99.0.1 on a /24, not the /24 network.
     auto address = net::IpPrefix::ParseInterfaceAddress(text);
-    if (!address) return absl::InvalidArgumentError("bad uplink address (want address/len): " + text);
+    if (!address)
+      return absl::InvalidArgumentError("bad uplink address (want address/len): " + text);
     o.agent.uplink.addresses.push_back(*address);
   }
   if (!o.status_command && !o.agent.dry_run && uplink.empty())

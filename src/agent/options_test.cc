@@ -31,8 +31,8 @@ TEST(OptionsTest, FlagsAndDefaults) {
 }
 
 TEST(OptionsTest, PrototypePositionalForm) {
-  auto o = Parse({"--nodename", "host-a", "calico/ipam/v2/assignment/ipv4/block", "1",
-                  "172.16.0.1", "24", "http", "127.0.0.1", "2379", "root", "secret"});
+  auto o = Parse({"--nodename", "host-a", "calico/ipam/v2/assignment/ipv4/block", "1", "172.16.0.1",
+                  "24", "http", "127.0.0.1", "2379", "root", "secret"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->agent.block_prefix, "calico/ipam/v2/assignment/ipv4/block");
   ASSERT_TRUE(o->agent.uplink.index);
@@ -44,8 +44,8 @@ TEST(OptionsTest, PrototypePositionalForm) {
 }
 
 TEST(OptionsTest, PrototypeShortPositionalForm) {
-  auto o = Parse({"--nodename", "h", "calico/ipam/v2/assignment/ipv4/block", "eth0", "172.16.0.1",
-                  "24"});
+  auto o = Parse(
+      {"--nodename", "h", "calico/ipam/v2/assignment/ipv4/block", "eth0", "172.16.0.1", "24"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->agent.uplink.name, "eth0");
 }

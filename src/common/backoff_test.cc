@@ -1,7 +1,8 @@
 #include "common/backoff.h"
-#include "common/log.h"
 
 #include <gtest/gtest.h>
+
+#include "common/log.h"
 
 namespace vcra {
 namespace {

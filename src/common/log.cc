@@ -7,9 +7,8 @@ namespace vcra {
 void SetupLogging(LogFormat format, std::string_view level) {
   auto logger = spdlog::stderr_logger_mt("vcra");
   if (format == LogFormat::kJson) {
-    logger->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","thread":%t,"msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","thread":%t,"msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%L%$ [%t] %v");
   }

@@ -5,13 +5,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/format.h"
-
 #include <chrono>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "common/format.h"
 
 namespace vcra {
 
@@ -46,9 +46,9 @@ RateLimiter& BadInputLogLimiter();
 #define LOG_ERROR(...) SPDLOG_ERROR(__VA_ARGS__)
 
 // Logs at warn level at most once per 60 s per key (e.g. the etcd key that was malformed).
-#define LOG_WARN_ONCE_PER_KEY(key, fmt, ...)                                              \
-  do {                                                                                   \
-    long vcra_suppressed_ = ::vcra::BadInputLogLimiter().Allow(key);                     \
-    if (vcra_suppressed_ >= 0)                                                           \
+#define LOG_WARN_ONCE_PER_KEY(key, fmt, ...)                                                \
+  do {                                                                                      \
+    long vcra_suppressed_ = ::vcra::BadInputLogLimiter().Allow(key);                        \
+    if (vcra_suppressed_ >= 0)                                                              \
       SPDLOG_WARN(fmt " (similar messages suppressed: {})", __VA_ARGS__, vcra_suppressed_); \
   } while (0)

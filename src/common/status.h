@@ -18,9 +18,9 @@ using absl::StatusOr;
 #define VCRA_CONCAT_INNER(a, b) a##b
 #define VCRA_CONCAT(a, b) VCRA_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status vcra_status_ = (expr);      \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status vcra_status_ = (expr);        \
     if (!vcra_status_.ok()) return vcra_status_; \
   } while (0)
 
@@ -33,10 +33,10 @@ using absl::StatusOr;
   ASSIGN_OR_RETURN_IMPL(VCRA_CONCAT(vcra_statusor_, __LINE__), lhs, expr)
 
 // An internal invariant; failing it is a bug, never a consequence of input.
-#define VCRA_CHECK(cond)                                                              \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define VCRA_CHECK(cond)                                                                \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                   \
-    }                                                                                 \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)

@@ -24,8 +24,7 @@ IpAddress IpAddress::FromBytes(Family family, const uint8_t* bytes) {
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
   // inet_pton stops at a NUL, so "10.0.0.1\0junk" would otherwise parse.
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
-      text.find('\0') != std::string_view::npos)
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos)
     return std::nullopt;
   char buf[INET6_ADDRSTRLEN + 1];
   std::memcpy(buf, text.data(), text.size());
@@ -129,9 +128,7 @@ bool IpPrefix::Contains(const IpPrefix& p) const {
   return p.family() == family() && p.len() >= len_ && p.address().Masked(len_) == address_;
 }
 
-std::string IpPrefix::ToString() const {
-  return address_.ToString() + "/" + std::to_string(len_);
-}
+std::string IpPrefix::ToString() const { return address_.ToString() + "/" + std::to_string(len_); }
 
 std::string Route::ToString() const { return dst.ToString() + " via " + gateway.ToString(); }
 

@@ -24,8 +24,9 @@ std::vector<RouteIntent> RouteCalculator::IntentsOf(const std::string& key,
   }
   // A virtual block's allocations are compared against its virtual name, as Calico's
   // NonAffineAllocations does; the name never equals a node, so owned IPs get /32s.
-  std::string_view owner =
-      block.affinity_type == calico::AffinityType::kNone ? "" : std::string_view(block.affinity_name);
+  std::string_view owner = block.affinity_type == calico::AffinityType::kNone
+                               ? ""
+                               : std::string_view(block.affinity_name);
   for (const auto& alloc : block.allocations) {
     if (alloc.node.empty() || alloc.node == owner || alloc.node == config_.my_node) continue;
     out.push_back({net::IpPrefix::Host(alloc.ip), alloc.node, key, IntentKind::kBorrowedIp});
@@ -144,8 +145,8 @@ void RouteCalculator::OnPeerUpdate(PeerSource source, const std::string& node, n
   if (address.family() != family) return;  // a peer of the other family routes nothing
   PeerAddresses& p = peers_[node];
   bool v4 = family == net::Family::kV4;
-  auto& slot = source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6)
-                                              : (v4 ? p.node_v4 : p.node_v6);
+  auto& slot =
+      source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6) : (v4 ? p.node_v4 : p.node_v6);
   if (slot == address) return;
   slot = address;
   RecomputeNode(node);
@@ -156,8 +157,8 @@ void RouteCalculator::OnPeerDelete(PeerSource source, const std::string& node, n
   if (it == peers_.end()) return;
   PeerAddresses& p = it->second;
   bool v4 = family == net::Family::kV4;
-  auto& slot = source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6)
-                                              : (v4 ? p.node_v4 : p.node_v6);
+  auto& slot =
+      source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6) : (v4 ? p.node_v4 : p.node_v6);
   if (!slot) return;
   slot.reset();
   if (p.empty()) peers_.erase(it);

@@ -61,8 +61,8 @@ TEST_F(RouteCalculatorTest, OwnBlockGetsNoRoute) {
 }
 
 TEST_F(RouteCalculatorTest, BorrowedIpInOwnBlockGetsHostRouteViaBorrower) {
-  calc_.OnBlockUpdate("k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a",
-                                  {{0, "host-a"}, {5, "host-b"}}));
+  calc_.OnBlockUpdate(
+      "k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a", {{0, "host-a"}, {5, "host-b"}}));
   EXPECT_EQ(calc_.desired().size(), 1u);
   EXPECT_EQ(Via("10.244.1.5/32"), A("10.99.0.2"));
 }
@@ -77,8 +77,8 @@ TEST_F(RouteCalculatorTest, BorrowedIpInRemoteBlock) {
 }
 
 TEST_F(RouteCalculatorTest, Ipv6BlockAndBorrowedIp) {
-  calc_.OnBlockUpdate("k6", Block("fd00:10:244:2::/122", AffinityType::kHost, "host-b",
-                                  {{3, "host-c"}}));
+  calc_.OnBlockUpdate("k6",
+                      Block("fd00:10:244:2::/122", AffinityType::kHost, "host-b", {{3, "host-c"}}));
   EXPECT_EQ(Via("fd00:10:244:2::/122"), A("fd00:99::2"));
   EXPECT_FALSE(Via("fd00:10:244:2::3/128")) << "host-c has no IPv6 peer address yet";
   EXPECT_EQ(calc_.pending_count(), 1u);

@@ -13,9 +13,7 @@ using net::IpPrefix;
 using net::Route;
 using std::chrono::seconds;
 
-Route R(const char* dst, const char* gw) {
-  return {*IpPrefix::Parse(dst), *IpAddress::Parse(gw)};
-}
+Route R(const char* dst, const char* gw) { return {*IpPrefix::Parse(dst), *IpAddress::Parse(gw)}; }
 
 std::vector<OpResult> AllOk(const std::vector<RouteOp>& ops) {
   std::vector<OpResult> out;

@@ -87,8 +87,8 @@ class AgentEtcdTest : public ::testing::Test {
   }
 
   void StartAgent(agent::AgentConfig config) {
-    agent_ = std::make_unique<agent::Agent>(std::move(config),
-                                            std::make_unique<SharedDataplane>(fake_));
+    agent_ =
+        std::make_unique<agent::Agent>(std::move(config), std::make_unique<SharedDataplane>(fake_));
     thread_ = std::thread([this] { EXPECT_TRUE(agent_->Run().ok()); });
   }
   void StartAgent() { StartAgent(Config()); }
@@ -181,7 +181,7 @@ TEST_F(AgentEtcdTest, BadInputNeverRemovesAGoodRoute) {
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return RouteIs("10.244.2.0/26", "10.99.0.2"); }));
   std::string key = calico::BlockKey(P("10.244.2.0/26"));
-  Put(key, "{\"cidr\": \"10.244.2.0/26\", \"affinity\": ");            // truncated
+  Put(key, "{\"cidr\": \"10.244.2.0/26\", \"affinity\": ");             // truncated
   Put(key, "{\"cidr\": \"10.244.9.0/26\", \"affinity\": \"host:x\"}");  // disagrees with key
   Put(key, std::string(3 * 1024 * 1024, '['));                          // oversized
   Put(calico::PeerKeyFor("host-b", net::Family::kV4), "not an address");
@@ -264,9 +264,8 @@ TEST_F(AgentEtcdTest, DatastoreNotReadyPausesProgramming) {
   EXPECT_TRUE(RouteIs("10.244.2.0/26", "10.99.0.2")) << "nothing removed while paused";
   Put(std::string(calico::kClusterInformationKey),
       R"({"kind":"ClusterInformation","spec":{"datastoreReady":true}})");
-  EXPECT_TRUE(WaitFor([&] {
-    return RouteIs("10.244.3.0/26", "10.99.0.2") && NoRoute("10.244.2.0/26");
-  }));
+  EXPECT_TRUE(
+      WaitFor([&] { return RouteIs("10.244.3.0/26", "10.99.0.2") && NoRoute("10.244.2.0/26"); }));
 }
 
 TEST_F(AgentEtcdTest, DryRunPrintsRoutesAndTouchesNothing) {
