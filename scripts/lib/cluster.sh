@@ -15,7 +15,10 @@ CL=${CL:-vc$$}
 ETCD_URL="http://10.99.0.254:2379"
 CLUSTER_TMP=${CLUSTER_TMP:-$(mktemp -d /tmp/vcra-cluster.XXXXXX)}
 AGENT_BIN=${AGENT_BIN:-}
+DATAPLANE=${DATAPLANE:-linux}  # linux, or vpp (one VPP API simulator per host)
+SIM_BIN=${SIM_BIN:-}
 declare -A AGENT_PIDS=()
+declare -A SIM_PIDS=()
 ETCD_PID=""
 
 hub() { ip netns exec "$CL-hub" "$@"; }
@@ -63,11 +66,30 @@ etcd_up() {
   return 1
 }
 
+# sim_start <host>: the VPP API simulator standing in for host i's VPP (socket in CLUSTER_TMP).
+sim_start() {
+  local i=$1
+  # The agent programs the simulator, not the kernel, so the host reaches etcd over a kernel
+  # eth0 configured here (the management network).
+  on_host "$i" ip link set eth0 up
+  on_host "$i" ip addr replace "10.99.0.$i/24" dev eth0
+  rm -f "$CLUSTER_TMP/vpp-$i.sock"
+  "$SIM_BIN" --socket "$CLUSTER_TMP/vpp-$i.sock" --seed "$i" >>"$CLUSTER_TMP/sim-$i.log" 2>&1 &
+  SIM_PIDS[$i]=$!
+  for _ in $(seq 1 50); do [[ -S $CLUSTER_TMP/vpp-$i.sock ]] && return 0; sleep 0.1; done
+  echo "VPP API simulator $i did not start" >&2
+  return 1
+}
+
 # agent_start <host> [extra agent flags...]
 agent_start() {
   local i=$1; shift
+  local dataplane_flags=(--dataplane linux --uplink eth0)
+  if [[ $DATAPLANE == vpp ]]; then
+    dataplane_flags=(--dataplane vpp --vpp-api-socket "$CLUSTER_TMP/vpp-$i.sock" --uplink host-eth0)
+  fi
   on_host "$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
-    --dataplane linux --uplink eth0 --uplink-address "10.99.0.$i/24" \
+    "${dataplane_flags[@]}" --uplink-address "10.99.0.$i/24" \
     --uplink-address "fd00:99::$i/64" --resync-interval 5 "$@" \
     >>"$CLUSTER_TMP/agent-$i.log" 2>&1 &
   AGENT_PIDS[$i]=$!
@@ -89,6 +111,11 @@ agent_status() { on_host "$1" "$AGENT_BIN" status --http-listen 127.0.0.1:9743; 
 cluster_down() {
   local i
   for i in "${!AGENT_PIDS[@]}"; do agent_stop "$i"; done
+  for i in "${!SIM_PIDS[@]}"; do
+    kill -TERM "${SIM_PIDS[$i]}" 2>/dev/null || true
+    wait "${SIM_PIDS[$i]}" 2>/dev/null || true
+    unset "SIM_PIDS[$i]"
+  done
   if [[ -n $ETCD_PID ]]; then
     kill -TERM "$ETCD_PID" 2>/dev/null || true
     wait "$ETCD_PID" 2>/dev/null || true
@@ -176,4 +203,22 @@ pod_ping() {
   local from=$1 to=$2 src="10.244.$1.5"
   [[ $to == *:* ]] && src="fd00:10:244:$1::5"
   on_host "$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1
+}
+
+# wait_programmed <host> <prefix> <gateway|none>: the kernel route (linux) or, for VPP, what the
+# host's agent reports as programmed.
+wait_programmed() {
+  if [[ $DATAPLANE != vpp ]]; then wait_route "$@"; return; fi
+  local host=$1 prefix=$2 want=$3 deadline=$((SECONDS + ${4:-15})) line
+  while ((SECONDS < deadline)); do
+    line=$(agent_status "$host" 2>/dev/null | awk -v p="$prefix" '$1 == p')
+    if [[ $want == none ]]; then
+      [[ -z $line ]] && return 0
+    elif [[ $line == *"via $want "* && $line != *"NOT PROGRAMMED"* ]]; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "    host-$host: $prefix is '${line:-<none>}', wanted $want" >&2
+  return 1
 }

@@ -87,6 +87,7 @@ Status Agent::Run() {
   watcher_->Stop();
   if (dataplane_worker_) dataplane_worker_->Stop();
   if (publisher_) publisher_->Stop();
+  if (!fatal_status_.ok()) return fatal_status_;
   LOG_INFO("agent stopped; routes left in place");
   return absl::OkStatus();
 }
@@ -228,6 +229,7 @@ void Agent::HandleNode(const datastore::Change& change) {
 void Agent::HandlePool(const datastore::Change& change) {
   if (change.type == datastore::Change::Type::kDelete) {
     calculator_.OnPoolDelete(change.key);
+    PushPoolsToDataplane();
     return;
   }
   auto pool = calico::DecodeIpPool(change.key, change.value);
@@ -239,6 +241,7 @@ void Agent::HandlePool(const datastore::Change& change) {
     return;
   }
   calculator_.OnPoolUpdate(change.key, *pool);
+  PushPoolsToDataplane();
 }
 
 void Agent::HandleClusterInformation(const datastore::Change& change) {
@@ -365,6 +368,14 @@ void Agent::StartConnect() {
 
 void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump) {
   connecting_ = false;
+  if (absl::IsFailedPrecondition(dump.status()) || absl::IsInvalidArgument(dump.status())) {
+    // Retrying cannot help (e.g. a VPP whose API lacks messages we need, or a bad uplink
+    // address): refuse to run, with the reason.
+    LOG_ERROR("dataplane {} refused: {}", dataplane_->Name(), dump.status().message());
+    fatal_status_ = dump.status();
+    loop_.Stop();
+    return;
+  }
   if (!dump.ok()) {
     auto delay = connect_backoff_.Next();
     LOG_WARN("dataplane {} not ready (retry in {} ms): {}", dataplane_->Name(),
@@ -381,8 +392,39 @@ void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump) {
            dump->size());
   reconciler_.OnDataplaneDump(*dump);
   PublishPeerAddresses();
+  ScheduleProbe();
   Kick();
   UpdateReady();
+}
+
+void Agent::ScheduleProbe() {
+  if (probe_timer_ != 0) loop_.Cancel(probe_timer_);
+  probe_timer_ = loop_.RunAfter(config_.probe_interval, [this] {
+    probe_timer_ = 0;
+    if (!dataplane_connected_) return;  // the reconnect path schedules the next probe
+    if (batch_in_flight_ || resync_in_flight_ || probing_) {
+      ScheduleProbe();  // the dataplane is busy, so it is being exercised anyway
+      return;
+    }
+    probing_ = true;
+    dataplane_worker_->Post([this] {
+      Status status = dataplane_->Probe();
+      loop_.Post([this, status] {
+        probing_ = false;
+        if (absl::IsUnavailable(status) && dataplane_connected_) {
+          OnDataplaneLost(fmt::format("dataplane probe: {}", status.message()));
+          return;
+        }
+        ScheduleProbe();
+      });
+    });
+  });
+}
+
+void Agent::PushPoolsToDataplane() {
+  if (!dataplane_worker_) return;
+  dataplane_worker_->Post(
+      [this, pools = calculator_.RoutablePools()]() mutable { dataplane_->SetPools(pools); });
 }
 
 void Agent::OnDataplaneLost(const std::string& why) {

@@ -48,6 +48,8 @@ struct AgentConfig {
   bool watch_pools = true;
   bool watch_cluster_information = true;
   std::chrono::seconds resync_interval{90};
+  // How often an idle agent checks that the dataplane connection is alive (VPP restarts).
+  std::chrono::milliseconds probe_interval{1000};
   size_t batch_size = 1000;
   // Print the routes that would be programmed once the first list is complete, then stop.
   bool dry_run = false;
@@ -128,6 +130,8 @@ class Agent {
   void StartResync();
   void OnResyncDump(StatusOr<std::vector<net::Route>> dump);
   void ScheduleResync();
+  void ScheduleProbe();
+  void PushPoolsToDataplane();
   void PublishPeerAddresses();
   void RecordError(std::string error);
   void PrintDryRunAndStop();
@@ -154,12 +158,15 @@ class Agent {
   bool batch_in_flight_ = false;
   bool resync_in_flight_ = false;
   bool resync_wanted_ = false;
+  bool probing_ = false;
+  Status fatal_status_;
   bool first_programming_done_ = false;
   bool peer_published_ = false;
   bool publishing_ = false;
   int64_t etcd_revision_ = 0;
   uint64_t retry_timer_ = 0;
   uint64_t resync_timer_ = 0;
+  uint64_t probe_timer_ = 0;
   Backoff connect_backoff_{std::chrono::milliseconds(200), std::chrono::seconds(10)};
   Backoff publish_backoff_{std::chrono::milliseconds(500), std::chrono::seconds(30)};
   TimePoint last_progress_log_{};

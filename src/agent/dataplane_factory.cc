@@ -1,6 +1,7 @@
 #include "agent/dataplane_factory.h"
 
 #include "dataplane/linux/netlink_dataplane.h"
+#include "dataplane/vpp/vpp_dataplane.h"
 
 namespace vcra::agent {
 
@@ -12,7 +13,13 @@ StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane(const Options& opt
     RETURN_IF_ERROR(dataplane::NetlinkDataplane::ValidateConfig(config));
     return std::make_unique<dataplane::NetlinkDataplane>(config);
   }
-  return absl::UnimplementedError("dataplane '" + options.dataplane + "' is not available yet");
+  if (options.dataplane == "vpp") {
+    dataplane::vpp::VppDataplaneConfig config;
+    config.api_socket = options.vpp_api_socket;
+    return std::make_unique<dataplane::vpp::VppDataplane>(config);
+  }
+  return absl::InvalidArgumentError("dataplane '" + options.dataplane +
+                                    "' is unknown (linux or vpp)");
 }
 
 }  // namespace vcra::agent

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <cstdlib>
 
 #include "calico/model.h"
 
@@ -82,10 +83,13 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
       ->envname("ETCD_USERNAME");
   app.add_option("--etcd-password", o.agent.etcd.password, "etcd password")
       ->envname("ETCD_PASSWORD");
-  app.add_option("--dataplane", o.dataplane, "Where routes go: linux or vpp")
-      ->envname("VCRA_DATAPLANE")
-      ->check(CLI::IsMember({"linux", "vpp"}))
-      ->capture_default_str();
+  auto* dataplane_option =
+      app.add_option(
+             "--dataplane", o.dataplane,
+             "Where routes go: linux or vpp (the prototype's positional form defaults to vpp)")
+          ->envname("VCRA_DATAPLANE")
+          ->check(CLI::IsMember({"linux", "vpp"}))
+          ->capture_default_str();
   app.add_option("--uplink", uplink,
                  "Uplink interface: a name, or an index (Linux ifindex / VPP sw_if_index)")
       ->envname("VCRA_UPLINK");
@@ -166,6 +170,9 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
     if (seed.size() >= 7) endpoints = seed[4] + "://" + seed[5] + ":" + seed[6];
     if (seed.size() >= 8) o.agent.etcd.username = seed[7];
     if (seed.size() >= 9) o.agent.etcd.password = seed[8];
+    // The prototype programmed VPP; its command line keeps meaning that.
+    if (dataplane_option->count() == 0 && std::getenv("VCRA_DATAPLANE") == nullptr)
+      o.dataplane = "vpp";
   }
   // The prototype's prefix named the IPv4 block directory without slashes; anything that is not
   // under Calico's assignment tree would watch nothing useful.

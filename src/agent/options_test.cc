@@ -41,6 +41,7 @@ TEST(OptionsTest, PrototypePositionalForm) {
   EXPECT_EQ(o->agent.etcd.endpoints[0], "http://127.0.0.1:2379");
   EXPECT_EQ(o->agent.etcd.username, "root");
   EXPECT_EQ(o->agent.etcd.password, "secret");
+  EXPECT_EQ(o->dataplane, "vpp") << "the prototype programmed VPP";
 }
 
 TEST(OptionsTest, PrototypeShortPositionalForm) {

@@ -69,6 +69,14 @@ class Dataplane {
   // Applies the ops in order; returns one result per op, in the same order. An UNAVAILABLE
   // result means the connection to the dataplane was lost: the caller reconnects and resyncs.
   virtual std::vector<OpResult> Apply(std::span<const RouteOp> ops) = 0;
+
+  // Cheap liveness check the agent runs when idle, so that a dataplane restart is noticed
+  // without waiting for the next op or resync. UNAVAILABLE means: reconnect and replay.
+  virtual Status Probe() { return absl::OkStatus(); }
+
+  // Calico's enabled IP pools changed. Dataplanes whose ownership rule depends on them (VPP
+  // without FIB sources) use them; the others ignore them.
+  virtual void SetPools(std::vector<net::IpPrefix> /*pools*/) {}
 };
 
 }  // namespace vcra::dataplane

@@ -14,6 +14,14 @@ bool RouteCalculator::IsRoutable(const net::IpPrefix& block_cidr) const {
   return false;
 }
 
+std::vector<net::IpPrefix> RouteCalculator::RoutablePools() const {
+  std::vector<net::IpPrefix> out;
+  for (const auto& [key, pool] : pools_) {
+    if (!pool.disabled && pool.workload) out.push_back(pool.cidr);
+  }
+  return out;
+}
+
 std::vector<RouteIntent> RouteCalculator::IntentsOf(const std::string& key,
                                                     const calico::IpamBlock& block) const {
   std::vector<RouteIntent> out;

@@ -88,6 +88,8 @@ class RouteCalculator {
   size_t block_count() const { return blocks_.size(); }
   // Is this block inside an enabled workload pool (always true while no pool is known)?
   bool IsRoutable(const net::IpPrefix& block_cidr) const;
+  // CIDRs of the enabled workload pools.
+  std::vector<net::IpPrefix> RoutablePools() const;
 
  private:
   struct PeerAddresses {

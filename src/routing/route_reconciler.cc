@@ -102,7 +102,7 @@ void RouteReconciler::OnDataplaneLost() {
 }
 
 std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_ops) {
-  std::vector<dataplane::RouteOp> deletes, upserts;
+  std::vector<dataplane::RouteOp> upserts, deletes;
   if (!dataplane_known_) return {};
   for (auto it = dirty_.begin(); it != dirty_.end() && deletes.size() + upserts.size() < max_ops;) {
     const net::IpPrefix& dst = *it;
@@ -141,9 +141,10 @@ std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t
     (op.type == dataplane::OpType::kDelete ? deletes : upserts).push_back(op);
     ++it;
   }
-  // Deletes first: a prefix that moves between families or tables never collides.
-  deletes.insert(deletes.end(), upserts.begin(), upserts.end());
-  return deletes;
+  // Make before break: when a block route gives way to /32s (affinity released with IPs in
+  // use), the /32s are in place before the block route goes.
+  upserts.insert(upserts.end(), deletes.begin(), deletes.end());
+  return upserts;
 }
 
 bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now) {

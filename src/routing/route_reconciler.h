@@ -68,7 +68,7 @@ class RouteReconciler {
   // next dump.
   void OnDataplaneLost();
 
-  // Up to max_ops ops that are due at `now`, deletes first. Marks them outstanding.
+  // Up to max_ops ops that are due at `now`, upserts before deletes. Marks them outstanding.
   std::vector<dataplane::RouteOp> NextBatch(TimePoint now, size_t max_ops);
   // Results of a batch. Returns true if any result said UNAVAILABLE (connection lost).
   bool OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now);

@@ -64,16 +64,21 @@ TEST_F(RouteReconcilerTest, UpsertsBeforeListAreAllowedOnceDataplaneKnown) {
   EXPECT_EQ(rec_.NextBatch(now_, 100).size(), 1u);
 }
 
-TEST_F(RouteReconcilerTest, DeletesComeFirstAndBatchIsBounded) {
+TEST_F(RouteReconcilerTest, UpsertsComeBeforeDeletesAndBatchIsBounded) {
   rec_.OnDatastoreSynced();
   rec_.OnDataplaneDump({R("10.244.9.0/26", "10.99.0.9")});
   for (int i = 0; i < 10; ++i) {
     auto r = R(("10.245." + std::to_string(i) + ".0/24").c_str(), "10.99.0.2");
     rec_.SetDesired(r.dst, r);
   }
-  auto ops = rec_.NextBatch(now_, 4);
+  auto ops = rec_.NextBatch(now_, 11);
+  ASSERT_EQ(ops.size(), 11u);
+  EXPECT_EQ(ops[0].type, OpType::kUpsert);
+  EXPECT_EQ(ops[10].type, OpType::kDelete);
+  rec_.OnDataplaneLost();
+  rec_.OnDataplaneDump({R("10.244.9.0/26", "10.99.0.9")});
+  ops = rec_.NextBatch(now_, 4);
   ASSERT_EQ(ops.size(), 4u);
-  EXPECT_EQ(ops[0].type, OpType::kDelete);
   rec_.OnResults(AllOk(ops), now_);
   size_t total = ops.size();
   while (true) {
@@ -182,8 +187,8 @@ TEST_F(RouteReconcilerTest, ResyncDumpRepairsDrift) {
   EXPECT_EQ(rec_.stats().drift_repaired, 2u);
   auto ops = rec_.NextBatch(now_, 10);
   ASSERT_EQ(ops.size(), 2u);
-  EXPECT_EQ(ops[0].type, OpType::kDelete);
-  EXPECT_EQ(ops[1].route, r);
+  EXPECT_EQ(ops[0].route, r);
+  EXPECT_EQ(ops[1].type, OpType::kDelete);
 }
 
 }  // namespace

@@ -1,26 +1,17 @@
 // The agent end to end against a real etcd (started by the test) and the stateful fake
 // dataplane: start on an empty etcd, restart with changes made while down, bad input, drift,
 // dataplane loss, retries, datastoreReady.
-#include <gtest/gtest.h>
-
-#include <functional>
-#include <thread>
-
-#include "agent/agent.h"
-#include "calico/model.h"
 #include "dataplane/fake_dataplane.h"
-#include "tests/support/etcd_server.h"
+#include "tests/integration/agent_harness.h"
 
 namespace vcra {
 namespace {
 
-using net::IpAddress;
 using net::IpPrefix;
 using std::chrono::milliseconds;
-using std::chrono::seconds;
-
-IpPrefix P(const char* s) { return *IpPrefix::Parse(s); }
-IpAddress A(const char* s) { return *IpAddress::Parse(s); }
+using testing::A;
+using testing::P;
+using testing::WaitFor;
 
 // Lets several Agent instances (one after another) share one FakeDataplane, the way restarts
 // of the agent share one kernel.
@@ -39,89 +30,19 @@ class SharedDataplane final : public dataplane::Dataplane {
   dataplane::FakeDataplane& fake_;
 };
 
-bool WaitFor(const std::function<bool()>& done, milliseconds timeout = milliseconds(10000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return done();
-}
-
-std::string BlockJson(const char* cidr, const char* affinity,
-                      std::vector<std::pair<uint32_t, std::string>> allocs = {}) {
-  calico::IpamBlock b;
-  b.cidr = P(cidr);
-  if (affinity) {
-    b.affinity_type = calico::AffinityType::kHost;
-    b.affinity_name = affinity;
-  }
-  b.sequence_number = 1772359200000000007ull;
-  for (auto& [ord, node] : allocs) b.allocations.push_back({ord, b.cidr.address().Plus(ord), node});
-  return calico::EncodeBlock(b);
-}
-
-class AgentEtcdTest : public ::testing::Test {
+class AgentEtcdTest : public testing::AgentHarness {
  protected:
-  void SetUp() override {
-    testing::EtcdServerOptions options;
-    // Lets the test store a value larger than the agent accepts (etcd's default is 1.5 MiB).
-    options.extra_args = {"--max-request-bytes=8388608"};
-    auto server = testing::EtcdServer::Start(options);
-    if (!server.ok()) GTEST_SKIP() << "SKIPPED: needs /usr/bin/etcd: " << server.status();
-    etcd_ = std::move(*server);
-    auto client = datastore::EtcdClient::Create(etcd_->ClientConfig());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-  }
-  void TearDown() override { StopAgent(); }
-
-  agent::AgentConfig Config() {
-    agent::AgentConfig c;
-    c.node_name = "host-a";
-    c.etcd = etcd_->ClientConfig();
-    c.uplink.name = "eth0";
-    c.uplink.addresses = {*IpPrefix::ParseInterfaceAddress("10.99.0.1/24")};
-    c.resync_interval = seconds(1);
-    return c;
-  }
-
   void StartAgent(agent::AgentConfig config) {
-    agent_ =
-        std::make_unique<agent::Agent>(std::move(config), std::make_unique<SharedDataplane>(fake_));
-    thread_ = std::thread([this] { EXPECT_TRUE(agent_->Run().ok()); });
+    AgentHarness::StartAgent(std::move(config), std::make_unique<SharedDataplane>(fake_));
   }
   void StartAgent() { StartAgent(Config()); }
-  void StopAgent() {
-    if (!agent_) return;
-    agent_->Stop();
-    thread_.join();
-    agent_.reset();
-  }
-  void Put(const std::string& key, const std::string& value) {
-    ASSERT_TRUE(client_->Put(key, value).ok());
-  }
-  void PutBlock(const char* cidr, const char* host,
-                std::vector<std::pair<uint32_t, std::string>> allocs = {}) {
-    Put(calico::BlockKey(P(cidr)), BlockJson(cidr, host, std::move(allocs)));
-  }
-  void PutPeer(const char* host, const char* address) {
-    Put(calico::PeerKeyFor(host, A(address).family()), address);
-  }
   bool RouteIs(const char* dst, const char* via) {
     auto r = fake_.Lookup(P(dst));
     return r && r->gateway == A(via);
   }
   bool NoRoute(const char* dst) { return !fake_.Lookup(P(dst)); }
-  bool WaitReady() {
-    return WaitFor([&] { return agent_->Ready(); });
-  }
 
-  std::unique_ptr<testing::EtcdServer> etcd_;
-  std::unique_ptr<datastore::EtcdClient> client_;
   dataplane::FakeDataplane fake_;
-  std::unique_ptr<agent::Agent> agent_;
-  std::thread thread_;
 };
 
 TEST_F(AgentEtcdTest, EmptyEtcdThenBlocksAppear) {
@@ -142,7 +63,7 @@ TEST_F(AgentEtcdTest, EmptyEtcdThenBlocksAppear) {
   EXPECT_EQ(status->routes_pending, 1u);
   PutPeer("host-c", "10.99.0.3");
   EXPECT_TRUE(WaitFor([&] { return RouteIs("10.244.2.3/32", "10.99.0.3"); }));
-  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  DeleteBlock("10.244.2.0/26");
   EXPECT_TRUE(WaitFor([&] { return NoRoute("10.244.2.0/26") && NoRoute("10.244.2.3/32"); }));
 }
 
@@ -155,10 +76,10 @@ TEST_F(AgentEtcdTest, ChangesWhileStoppedAreAppliedAtStart) {
   ASSERT_TRUE(WaitFor([&] {
     return RouteIs("10.244.2.0/26", "10.99.0.2") && RouteIs("10.244.3.0/26", "10.99.0.3");
   }));
-  StopAgent();
+  ASSERT_TRUE(StopAgent().ok());
   EXPECT_EQ(fake_.OwnedRoutes().size(), 2u) << "routes stay while the agent is down";
 
-  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  DeleteBlock("10.244.2.0/26");
   PutBlock("10.244.4.0/26", "host-b");
   PutBlock("10.244.3.0/26", "host-b");  // moved
   // A stale route from an older run, and a route someone else owns.
@@ -258,7 +179,7 @@ TEST_F(AgentEtcdTest, DatastoreNotReadyPausesProgramming) {
       R"({"kind":"ClusterInformation","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"datastoreReady":false}})");
   ASSERT_TRUE(WaitFor([&] { return !agent_->GetStatus()->datastore_ready; }));
   PutBlock("10.244.3.0/26", "host-b");
-  ASSERT_TRUE(client_->Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  DeleteBlock("10.244.2.0/26");
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_TRUE(NoRoute("10.244.3.0/26")) << "nothing programmed while paused";
   EXPECT_TRUE(RouteIs("10.244.2.0/26", "10.99.0.2")) << "nothing removed while paused";

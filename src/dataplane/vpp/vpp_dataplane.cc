@@ -58,6 +58,11 @@ void VppDataplane::Disconnect() {
   if (client_) client_->Close();
 }
 
+Status VppDataplane::Probe() {
+  if (client_ && client_->connected()) return absl::OkStatus();
+  return absl::UnavailableError("VPP API connection is closed");
+}
+
 Status VppDataplane::Connect() {
   if (client_ && client_->connected()) return absl::OkStatus();
   VppClientOptions o;

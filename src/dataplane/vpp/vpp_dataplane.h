@@ -78,8 +78,10 @@ class VppDataplane final : public Dataplane {
   StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override;
   std::vector<OpResult> Apply(std::span<const RouteOp> ops) override;
 
+  // The reader thread sees VPP close the socket (VPP restart) before any request does.
+  Status Probe() override;
   // Pools change when Calico's IPPools do; only the pool rule uses them.
-  void SetPools(std::vector<net::IpPrefix> pools) { config_.pools = std::move(pools); }
+  void SetPools(std::vector<net::IpPrefix> pools) override { config_.pools = std::move(pools); }
   // sockclnt_delete and close; routes stay in VPP.
   void Disconnect();
 
