@@ -222,3 +222,29 @@ wait_programmed() {
   echo "    host-$host: $prefix is '${line:-<none>}', wanted $want" >&2
   return 1
 }
+
+# load_fixture <file>: "<key> <value>" per line (# comments), as tests/testdata/*.etcd hold.
+load_fixture() {
+  local key value
+  while IFS= read -r line; do
+    [[ -z $line || $line == \#* ]] && continue
+    key=${line%% *}
+    value=${line#* }
+    etcdctl_hub put "$key" "$value" >/dev/null || return 1
+  done <"$1"
+}
+
+# put_node <host> <ipv4/len> [ipv6/len]: a Calico Node resource as calico/node writes it.
+put_node() {
+  local n=$1 v4=$2 v6=${3:-} bgp
+  bgp="\"ipv4Address\":\"$v4\""
+  [[ -n $v6 ]] && bgp+=",\"ipv6Address\":\"$v6\""
+  etcdctl_hub put "/calico/resources/v3/projectcalico.org/nodes/$n" \
+    "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"$n\",\"creationTimestamp\":\"2026-11-20T09:00:00Z\"},\"spec\":{\"bgp\":{$bgp},\"addresses\":[{\"address\":\"$v4\",\"type\":\"CalicoNodeIP\"},{\"address\":\"${v4%/*}\",\"type\":\"InternalIP\"}],\"orchRefs\":[{\"nodeName\":\"$n\",\"orchestrator\":\"k8s\"}]},\"status\":{}}" >/dev/null
+}
+
+# set_datastore_ready <true|false>
+set_datastore_ready() {
+  etcdctl_hub put /calico/resources/v3/projectcalico.org/clusterinformations/default \
+    "{\"kind\":\"ClusterInformation\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"default\"},\"spec\":{\"calicoVersion\":\"v3.32.1\",\"clusterType\":\"typha,bgp,kubeadm\",\"datastoreReady\":$1}}" >/dev/null
+}
