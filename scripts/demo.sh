@@ -54,20 +54,18 @@ if [[ $DATAPLANE == vpp ]]; then
   for i in 1 2 3; do sim_start "$i" || exit 1; done
 fi
 step "one agent per host ($DATAPLANE dataplane) on an empty etcd"
-for i in 1 2 3; do agent_start "$i"; done
+# Next hops from the agents' own peer keys and from Calico's Node resources (the key wins).
+for i in 1 2 3; do agent_start "$i" --peer-source both; done
 sleep 1
 etcdctl_hub get --prefix /vpp-calico/hosts/ | paste - - | sed 's/^/    /'
 
-step "Calico IPAM blocks: one IPv4 /26 and one IPv6 /122 per host; 10.244.1.9 borrowed by host-2"
+step "a Calico v3.32 cluster's etcd data (tests/testdata/calico-v3.32-cluster.etcd): Nodes,"
+echo "    IP pools (one disabled, one LoadBalancer-only), blocks per host (IPv4 /26, IPv6 /122),"
+echo "    affinities, handles; 10.244.1.9 (host-1's block) is borrowed by a pod on host-2,"
+echo "    10.244.2.9 (host-2's block) by a pod on host-3"
 on_host 2 ip addr add 10.244.1.9/32 dev pod0
-for i in 1 2 3; do
-  if [[ $i == 1 ]]; then
-    put_block "10.244.$i.0/26" "host-$i" 5=host-$i 9=host-2
-  else
-    put_block "10.244.$i.0/26" "host-$i" 5=host-$i
-  fi
-  put_block "fd00:10:244:$i::/122" "host-$i" 5=host-$i
-done
+on_host 3 ip addr add 10.244.2.9/32 dev pod0
+load_fixture tests/testdata/calico-v3.32-cluster.etcd
 wait_programmed 3 10.244.1.9/32 10.99.0.2 && wait_programmed 1 fd00:10:244:3::/122 fd00:99::3
 show_routes
 
@@ -77,13 +75,15 @@ ping_check 2 10.244.3.5
 ping_check 3 10.244.1.5
 ping_check 1 fd00:10:244:3::5
 ping_check 3 10.244.1.9
+ping_check 1 10.244.2.9
 echo "    (10.244.1.9 is in host-1's block but lives on host-2: every other host, host-1"
-echo "     included, routes it as a /32 via host-2)"
+echo "     included, routes it as a /32 via host-2; 10.250.2.0/26 (disabled pool) and the"
+echo "     load-balancer block 10.96.100.0/26 get no route)"
 
-step "delete host-3's IPv4 block, and move host-2's to host-3"
+step "delete host-3's IPv4 block, and move host-2's IPv6 block to host-3"
 del_block 10.244.3.0/26
-put_block 10.244.2.0/26 host-3
-wait_programmed 1 10.244.3.0/26 none && wait_programmed 1 10.244.2.0/26 10.99.0.3
+put_block fd00:10:244:2::/122 host-3
+wait_programmed 1 10.244.3.0/26 none && wait_programmed 1 fd00:10:244:2::/122 fd00:99::3
 show_routes
 
 step "what the agent on host-1 says it programmed, and why"
