@@ -98,11 +98,15 @@ void Agent::Stop() { loop_.Stop(); }
 // Datastore side
 
 void Agent::OnEtcdConnection(bool connected, const std::string& reason) {
-  if (!connected && etcd_connected_) {
-    ++metrics_.etcd_reconnects;
-    LOG_WARN("etcd watch lost: {}", reason);
+  if (!connected) {
+    if (etcd_connected_) {
+      ++metrics_.etcd_reconnects;
+      LOG_WARN("etcd watch lost: {}; routes stay, resuming when etcd is back", reason);
+    } else {
+      LOG_WARN_ONCE_PER_KEY("etcd-unreachable", "etcd not reachable yet: {}", reason);
+    }
     RecordError("etcd: " + reason);
-  } else if (connected && !etcd_connected_) {
+  } else if (!etcd_connected_) {
     LOG_INFO("etcd watch connected");
   }
   etcd_connected_ = connected;

@@ -40,3 +40,15 @@ TEST(RateLimiterTest, SuppressesRepeatsPerKey) {
 
 }  // namespace
 }  // namespace vcra
+
+namespace vcra {
+namespace {
+
+TEST(LogTest, EscapesHostileText) {
+  EXPECT_EQ(EscapeLogText("key\nFAKE LINE\x1b[31m", false), "key\\nFAKE LINE\\x1b[31m");
+  EXPECT_EQ(EscapeLogText("a\"b\\c\n\x01", true), "a\\\"b\\\\c\\n\\u0001");
+  EXPECT_EQ(EscapeLogText("plain 10.244.0.0/26", true), "plain 10.244.0.0/26");
+}
+
+}  // namespace
+}  // namespace vcra

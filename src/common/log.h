@@ -19,6 +19,9 @@ enum class LogFormat { kText, kJson };
 
 void SetupLogging(LogFormat format, std::string_view level);
 
+// Control bytes escaped (\n, \x1b); with `json`, also '"' and '\\' (\u00XX for controls).
+std::string EscapeLogText(std::string_view text, bool json);
+
 // Returns how many messages were suppressed since the last allowed one, or -1 when this one is
 // suppressed. Thread-safe.
 class RateLimiter {
