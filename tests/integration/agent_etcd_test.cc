@@ -205,3 +205,54 @@ TEST_F(AgentEtcdTest, DryRunPrintsRoutesAndTouchesNothing) {
 
 }  // namespace
 }  // namespace vcra
+
+namespace vcra {
+namespace {
+
+// Calico compacts etcd every 10 minutes: an agent cut off for longer finds its watch revision
+// gone. It must re-list and apply only the difference.
+TEST_F(AgentEtcdTest, WatchRevisionCompactedWhileCutOffRelistsAndAppliesTheDifference) {
+  auto cluster = testing::EtcdServer::Start(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto& etcd3 = **cluster;
+  datastore::EtcdConfig others = etcd3.ClientConfig();
+  others.endpoints = {etcd3.endpoint(1), etcd3.endpoint(2)};
+  auto writer_or = datastore::EtcdClient::Create(others);
+  ASSERT_TRUE(writer_or.ok());
+  auto& writer = **writer_or;
+  auto put = [&](const std::string& k, const std::string& v) {
+    ASSERT_TRUE(writer.Put(k, v).ok());
+  };
+  put(calico::PeerKeyFor("host-b", net::Family::kV4), "10.99.0.2");
+  put(calico::BlockKey(P("10.244.2.0/26")), BlockJson("10.244.2.0/26", "host-b"));
+  put(calico::BlockKey(P("10.244.3.0/26")), BlockJson("10.244.3.0/26", "host-b"));
+
+  auto config = Config();
+  config.etcd = etcd3.ClientConfig();
+  config.etcd.endpoints = {etcd3.endpoint(0)};  // the agent only knows the member we cut off
+  StartAgent(config);
+  ASSERT_TRUE(WaitFor([&] { return fake_.OwnedRoutes().size() == 2; }));
+  uint64_t snapshots = agent_->metrics().etcd_snapshots.load();
+
+  ASSERT_TRUE(etcd3.StopMember(0).ok());
+  ASSERT_TRUE(writer.Delete(calico::BlockKey(P("10.244.2.0/26"))).ok());
+  put(calico::BlockKey(P("10.244.4.0/26")), BlockJson("10.244.4.0/26", "host-b"));
+  for (int i = 0; i < 20; ++i) put("/calico/ipam/v2/assignment/ipv4/churn", std::to_string(i));
+  ASSERT_TRUE(writer.Delete("/calico/ipam/v2/assignment/ipv4/churn").ok());
+  auto latest = writer.Put("/unrelated", "x");
+  ASSERT_TRUE(latest.ok());
+  ASSERT_TRUE(etcd3.Compact(*latest).ok());
+  ASSERT_TRUE(etcd3.StartMember(0).ok());
+
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return NoRoute("10.244.2.0/26") && RouteIs("10.244.3.0/26", "10.99.0.2") &&
+               RouteIs("10.244.4.0/26", "10.99.0.2");
+      },
+      milliseconds(30000)));
+  EXPECT_GT(agent_->metrics().etcd_snapshots.load(), snapshots) << "a re-list happened";
+  EXPECT_GE(agent_->metrics().etcd_reconnects.load(), 1u);
+}
+
+}  // namespace
+}  // namespace vcra
