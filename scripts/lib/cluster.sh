@@ -6,8 +6,8 @@
 #              fd00:10:244:<i>::5/128
 #
 # Everything lives inside namespaces this script creates; nothing is configured in the
-# machine's own namespace and no traffic leaves the machine. cluster_down removes it all and is
-# safe to call twice (tests call it from an EXIT trap).
+# machine's own namespace and no traffic leaves the machine. cluster_down removes it all (logs
+# included) and is safe to call twice (tests call it from an EXIT trap).
 #
 # Requires: root, iproute2, iputils-ping, etcd-server, etcd-client.
 
@@ -27,6 +27,7 @@ etcdctl_hub() { hub env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_URL" --dial-tim
 
 cluster_up() {
   local hosts=$1
+  mkdir -p "$CLUSTER_TMP"
   ip netns add "$CL-hub"
   hub ip link set lo up
   hub ip link add br0 type bridge
@@ -51,7 +52,7 @@ cluster_up() {
 }
 
 etcd_up() {
-  mkdir -p "$CLUSTER_TMP/etcd"
+  mkdir -p "$CLUSTER_TMP/etcd"  # recreated: a second cluster_up after cluster_down must work
   hub /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
     --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -127,7 +128,7 @@ cluster_down() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ip netns delete "$ns" 2>/dev/null || true
   done
-  rm -rf "$CLUSTER_TMP/etcd"
+  rm -rf "$CLUSTER_TMP"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -6,23 +6,13 @@
 # Usage: cluster_calico_test.sh <path-to-agent-binary>
 set -uo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIPPED: the namespace cluster test needs root (ip netns)"; exit 77
-fi
-for tool in ip ping /usr/bin/etcd etcdctl; do
-  if ! command -v "$tool" >/dev/null; then echo "SKIPPED: $tool is not installed"; exit 77; fi
-done
-
 AGENT_BIN=$(readlink -f "$1")
 FIXTURE=$(dirname "$(readlink -f "$0")")/../testdata/calico-v3.32-cluster.etcd
+source "$(dirname "$0")/../../scripts/lib/checks.sh"
+require_cluster_tools
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 trap cluster_down EXIT
 
-passed=0 failed=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; passed=$((passed + 1)); else echo "not ok - $what"; failed=$((failed + 1)); fi
-}
 no_peer_keys() { [[ -z $(etcdctl_hub get --prefix /vpp-calico/ --keys-only) ]]; }
 # ping_steady <from> <to>: 40 pings 50 ms apart, none lost (a route change must have no gap).
 ping_steady() {
@@ -111,9 +101,4 @@ check "Node deleted: its block route is withdrawn" wait_route 1 10.244.3.0/26 no
 check "Node deleted: /32s via it are withdrawn" wait_route 1 10.244.1.9/32 none
 check "other routes stay" wait_route 1 10.244.30.0/26 10.99.0.2 1
 
-echo
-if ((failed > 0)); then
-  for f in "$CLUSTER_TMP"/agent-*.log; do echo "--- $f (last 30 lines)"; tail -n 30 "$f"; done
-fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish_checks

@@ -4,29 +4,11 @@
 # Usage: cluster_test.sh <path-to-agent-binary>
 set -uo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIPPED: the namespace cluster test needs root (ip netns)"; exit 77
-fi
-for tool in ip ping /usr/bin/etcd etcdctl; do
-  if ! command -v "$tool" >/dev/null; then echo "SKIPPED: $tool is not installed"; exit 77; fi
-done
-
 AGENT_BIN=$(readlink -f "$1")
+source "$(dirname "$0")/../../scripts/lib/checks.sh"
+require_cluster_tools
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
 trap cluster_down EXIT
-
-passed=0 failed=0
-check() {  # check "description" command...
-  local what=$1; shift
-  if "$@"; then
-    echo "ok - $what"; passed=$((passed + 1))
-  else
-    echo "not ok - $what"; failed=$((failed + 1))
-  fi
-}
-dump_logs() {
-  for f in "$CLUSTER_TMP"/agent-*.log; do echo "--- $f (last 30 lines)"; tail -n 30 "$f"; done
-}
 
 cluster_up 3 || { echo "cannot build the namespace cluster"; exit 1; }
 etcd_up || exit 1
@@ -147,7 +129,4 @@ check "status subcommand reports the programmed routes" bash -c "
   echo \"\$out\" | grep -q 'in-sync' && echo \"\$out\" | grep -q '10.244.2.0/26'"
 check "foreign routes (proto static, default) were never touched" foreign_intact
 
-echo
-if ((failed > 0)); then dump_logs; fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish_checks
