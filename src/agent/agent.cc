@@ -560,7 +560,7 @@ void Agent::PrintDryRunAndStop() {
   loop_.Stop();
 }
 
-AgentStatus Agent::BuildStatus() const {
+AgentStatus Agent::BuildStatus(bool details) const {
   AgentStatus s;
   s.sync_state = std::string(routing::SyncStateName(reconciler_.state()));
   s.etcd_connected = etcd_connected_;
@@ -575,6 +575,9 @@ AgentStatus Agent::BuildStatus() const {
   s.routes_programmed = reconciler_.programmed_count();
   s.routes_pending = calculator_.pending_count();
   s.routes_failing = reconciler_.failing_count();
+  s.last_errors = last_errors_;
+  s.reconciler = reconciler_.stats();
+  if (!details) return s;
   auto failures = reconciler_.Failures();
   for (const auto& [dst, route] : reconciler_.desired()) {
     AgentStatus::RouteInfo info;
@@ -596,22 +599,20 @@ AgentStatus Agent::BuildStatus() const {
     s.peers[node] = {addrs.first ? addrs.first->ToString() : "",
                      addrs.second ? addrs.second->ToString() : ""};
   }
-  s.last_errors = last_errors_;
-  s.reconciler = reconciler_.stats();
   return s;
 }
 
-std::optional<AgentStatus> Agent::GetStatus(std::chrono::milliseconds timeout) {
+std::optional<AgentStatus> Agent::GetStatus(std::chrono::milliseconds timeout, bool details) {
   if (!running_) return std::nullopt;
   auto promise = std::make_shared<std::promise<AgentStatus>>();
   auto future = promise->get_future();
-  loop_.Post([this, promise] { promise->set_value(BuildStatus()); });
+  loop_.Post([this, promise, details] { promise->set_value(BuildStatus(details)); });
   if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
   return future.get();
 }
 
 std::string Agent::RenderMetrics() {
-  auto status = GetStatus();
+  auto status = GetStatus(std::chrono::seconds(5), /*details=*/false);
   std::map<std::string, double> gauges;
   std::map<std::string, uint64_t> ops;
   if (status) {

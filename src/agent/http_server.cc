@@ -45,7 +45,7 @@ Status HttpServer::Start(const std::string& listen) {
   server_->set_keep_alive_max_count(10);
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     // Alive means the loop thread still answers.
-    if (agent_.GetStatus(std::chrono::seconds(2))) {
+    if (agent_.GetStatus(std::chrono::seconds(2), /*details=*/false)) {
       res.set_content("ok\n", "text/plain");
     } else {
       res.status = 503;
@@ -58,7 +58,7 @@ Status HttpServer::Start(const std::string& listen) {
       return;
     }
     res.status = 503;
-    auto s = agent_.GetStatus(std::chrono::seconds(2));
+    auto s = agent_.GetStatus(std::chrono::seconds(2), /*details=*/false);
     std::string why = "not ready";
     if (s) {
       why = fmt::format(

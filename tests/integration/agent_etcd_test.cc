@@ -1,6 +1,11 @@
 // The agent end to end against a real etcd (started by the test) and the stateful fake
 // dataplane: start on an empty etcd, restart with changes made while down, bad input, drift,
 // dataplane loss, retries, datastoreReady.
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/http_server.h"
 #include "dataplane/fake_dataplane.h"
 #include "tests/integration/agent_harness.h"
 
@@ -252,6 +257,73 @@ TEST_F(AgentEtcdTest, WatchRevisionCompactedWhileCutOffRelistsAndAppliesTheDiffe
       milliseconds(30000)));
   EXPECT_GT(agent_->metrics().etcd_snapshots.load(), snapshots) << "a re-list happened";
   EXPECT_GE(agent_->metrics().etcd_reconnects.load(), 1u);
+}
+
+}  // namespace
+}  // namespace vcra
+
+namespace vcra {
+namespace {
+
+TEST_F(AgentEtcdTest, HttpEndpointServesHealthReadinessMetricsAndStatus) {
+  PutPeer("host-b", "10.99.0.2");
+  PutBlock("10.244.2.0/26", "host-b", {{7, "host-c"}});
+  StartAgent();
+  agent::HttpServer http(*agent_);
+  ASSERT_TRUE(http.Start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", http.port());
+  client.set_read_timeout(5, 0);
+  ASSERT_TRUE(WaitReady());
+
+  auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("vcra_routes_programmed 1\n"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("vcra_routes_pending 1\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("vcra_dataplane_ops_total{op=\"upsert\",result=\"ok\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("vcra_event_to_route_seconds_count"), std::string::npos);
+  auto status = client.Get("/status");
+  ASSERT_TRUE(status);
+  auto json = nlohmann::json::parse(status->body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(json.is_discarded()) << status->body;
+  EXPECT_EQ(json["syncState"], "in-sync");
+  ASSERT_EQ(json["routes"].size(), 1u);
+  EXPECT_EQ(json["routes"][0]["dst"], "10.244.2.0/26");
+  EXPECT_EQ(json["routes"][0]["via"], "10.99.0.2");
+  EXPECT_EQ(json["pending"][0]["node"], "host-c");
+  auto text = client.Get("/status?format=text");
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->body.find("10.244.2.0/26"), std::string::npos);
+  // Anything else is refused without harm.
+  auto missing = client.Get("/../../etc/passwd");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto post = client.Post("/status", std::string(100000, 'x'), "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_GE(post->status, 400);
+  EXPECT_TRUE(client.Get("/healthz")) << "still serving";
+  http.Stop();
+}
+
+TEST_F(AgentEtcdTest, ReadyzIsNotReadyWhileTheDataplaneIsDown) {
+  fake_.RefuseConnect(true);
+  StartAgent();
+  agent::HttpServer http(*agent_);
+  ASSERT_TRUE(http.Start("127.0.0.1:0").ok());
+  httplib::Client client("127.0.0.1", http.port());
+  ASSERT_TRUE(
+      WaitFor([&] { return agent_->GetStatus() && agent_->GetStatus()->datastore_synced; }));
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("dataplane connected=false"), std::string::npos) << ready->body;
+  http.Stop();
 }
 
 }  // namespace
