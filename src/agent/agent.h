@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/agent_status.h"
 #include "agent/metrics.h"
 #include "common/backoff.h"
 #include "common/clock.h"
@@ -54,45 +55,6 @@ struct AgentConfig {
   // Print the routes that would be programmed once the first list is complete, then stop.
   bool dry_run = false;
   std::function<void(const std::string&)> dry_run_output;
-};
-
-// A consistent copy of the agent's state for /status, the status subcommand and tests.
-struct AgentStatus {
-  struct RouteInfo {
-    net::Route route;
-    std::string node;
-    std::string block_key;
-    std::string kind;  // "block" or "borrowed-ip"
-    bool programmed = false;
-    std::string error;
-  };
-  struct PendingInfo {
-    net::IpPrefix dst;
-    std::string node;
-    std::string block_key;
-  };
-  std::string sync_state;
-  bool etcd_connected = false;
-  bool datastore_synced = false;
-  bool dataplane_connected = false;
-  bool first_programming_done = false;
-  bool datastore_ready = true;  // Calico's ClusterInformation.datastoreReady
-  bool peer_published = false;
-  int64_t etcd_revision = 0;
-  size_t blocks = 0;
-  size_t routes_desired = 0;
-  size_t routes_programmed = 0;
-  size_t routes_pending = 0;
-  size_t routes_failing = 0;
-  std::vector<RouteInfo> routes;
-  std::vector<PendingInfo> pending;
-  std::map<std::string, std::pair<std::string, std::string>> peers;  // node -> (v4, v6)
-  std::vector<std::string> last_errors;
-  routing::ReconcilerStats reconciler;
-
-  std::string ToJson() const;
-  // Human-readable summary for the status subcommand.
-  std::string ToText() const;
 };
 
 class Agent {
