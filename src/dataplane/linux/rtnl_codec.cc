@@ -19,6 +19,12 @@
 namespace vcra::dataplane::rtnl {
 namespace {
 
+// The kernel sends -errno; a hostile or corrupt value may be INT_MIN, whose negation is UB.
+int ErrnoOf(int32_t error) {
+  if (error == INT32_MIN) return EINVAL;
+  return error < 0 ? -error : error;
+}
+
 int FamilyToAf(net::Family f) { return f == net::Family::kV4 ? AF_INET : AF_INET6; }
 
 size_t AddressBytes(net::Family f) { return f == net::Family::kV4 ? 4 : 16; }
@@ -261,7 +267,7 @@ StatusOr<WalkResult> WalkReplies(std::span<const uint8_t> datagram, uint32_t seq
         if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int)) {
           int error = 0;
           std::memcpy(&error, mnl_nlmsg_get_payload(nlh), sizeof error);
-          if (error < 0) return ErrnoStatus(-error, "netlink dump");
+          if (error < 0) return ErrnoStatus(ErrnoOf(error), "netlink dump");
         }
         result.done = true;
         return result;
@@ -275,7 +281,7 @@ StatusOr<WalkResult> WalkReplies(std::span<const uint8_t> datagram, uint32_t seq
           result.done = true;
           return result;
         }
-        int error = err->error < 0 ? -err->error : err->error;
+        int error = ErrnoOf(err->error);
         return ErrnoStatus(error, "netlink request", KernelMessage(*nlh));
       }
       default:
@@ -428,7 +434,7 @@ StatusOr<std::vector<Ack>> ParseAcks(std::span<const uint8_t> datagram, uint32_t
     const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
     Ack ack;
     ack.seq = nlh->nlmsg_seq;
-    ack.error = err->error < 0 ? -err->error : err->error;
+    ack.error = ErrnoOf(err->error);
     if (ack.error != 0) ack.kernel_message = KernelMessage(*nlh);
     acks.push_back(std::move(ack));
   }

@@ -370,6 +370,21 @@ TEST(ParseAcks, MatchesSeqAndKeepsKernelMessage) {
   EXPECT_TRUE(other_port->empty());
 }
 
+// Found by fuzz/dataplane_fuzz: an error field of INT_MIN (negating it is undefined).
+TEST(ParseAcks, HostileErrorValuesAreNotNegatedBlindly) {
+  Datagram d;
+  d.Error(0, 10);
+  reinterpret_cast<nlmsgerr*>(d.data() + NLMSG_HDRLEN)->error = INT32_MIN;
+  StatusOr<std::vector<Ack>> acks = ParseAcks(d.bytes(), kPort);
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  ASSERT_EQ(acks->size(), 1u);
+  EXPECT_GT((*acks)[0].error, 0);
+
+  Datagram done;
+  done.Done(INT32_MIN);
+  EXPECT_FALSE(ParseRouteDump(done.bytes(), Filter()).ok());
+}
+
 TEST(ErrnoStatus, CarriesContextAndNeverMeansDisconnected) {
   Status s = ErrnoStatus(ENETUNREACH, "add 10.244.2.0/26 via 10.99.0.2");
   EXPECT_EQ(s.message(), "add 10.244.2.0/26 via 10.99.0.2: Network is unreachable");
