@@ -5,7 +5,10 @@
 # then a block is deleted and another moved, and the routes follow. Cleans up on exit.
 #   scripts/demo.sh                   kernel dataplane
 #   scripts/demo.sh --dataplane vpp   VPP dataplane, one VPP API simulator per host (the simulator
-#                                     programs a FIB but forwards nothing, so no pings)
+#                                     programs a FIB but forwards nothing, so no pings); with
+#                                     VPP_BIN=/path/to/vpp, one real VPP per host instead (its
+#                                     uplink an af_packet interface on the host's eth0; this path
+#                                     has not been run here, where no VPP is packaged)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATAPLANE=linux
@@ -28,6 +31,13 @@ trap cluster_down EXIT
 
 step() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
 show_routes() {
+  if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
+    for i in 1 2 3; do
+      echo "--- host-$i (VPP's FIB):"
+      vpp_fib "$i" | sed 's/^/    /'
+    done
+    return
+  fi
   if [[ $DATAPLANE == vpp ]]; then
     for i in 1 2 3; do
       echo "--- host-$i (what its agent programmed into VPP's FIB):"
@@ -49,7 +59,10 @@ ping_check() {
 step "3 hosts as network namespaces on a bridge, and a real etcd"
 cluster_down  # leftovers of an interrupted demo
 cluster_up 3 && etcd_up || exit 1
-if [[ $DATAPLANE == vpp ]]; then
+if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
+  step "one real VPP per host ($VPP_BIN)"
+  for i in 1 2 3; do vpp_start "$i" || exit 1; done
+elif [[ $DATAPLANE == vpp ]]; then
   step "one VPP API simulator per host"
   for i in 1 2 3; do sim_start "$i" || exit 1; done
 fi

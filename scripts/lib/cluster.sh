@@ -82,6 +82,40 @@ sim_start() {
   return 1
 }
 
+# vpp_start <host>: a real VPP (VPP_BIN) inside host i's namespace, its uplink "host-eth0" an
+# af_packet interface on the host's eth0; SPEC.md section 2's settings (no hugepages, only the
+# af_packet and ping plugins). Its API socket is where sim_start puts the simulator's.
+vpp_start() {
+  local i=$1 dir="$CLUSTER_TMP/vpp-$i"
+  mkdir -p "$dir"
+  on_host "$i" ip link set eth0 up
+  on_host "$i" ip addr replace "10.99.0.$i/24" dev eth0
+  echo "create host-interface name eth0" >"$dir/setup.cli"
+  cat >"$dir/startup.conf" <<CONF
+unix { nodaemon runtime-dir $dir log $dir/vpp.log cli-listen $dir/cli.sock startup-config $dir/setup.cli }
+socksvr { socket-name $CLUSTER_TMP/vpp-$i.sock }
+api-segment { prefix vcra$$h$i }
+buffers { buffers-per-numa 16384 page-size 4k }
+statseg { socket-name $dir/stats.sock page-size 4k }
+memory { main-heap-size 512M main-heap-page-size 4k }
+plugins { plugin default { disable } plugin af_packet_plugin.so { enable } plugin ping_plugin.so { enable } }
+CONF
+  on_host "$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
+  SIM_PIDS[$i]=$!
+  for _ in $(seq 1 100); do [[ -S $CLUSTER_TMP/vpp-$i.sock ]] && return 0; sleep 0.1; done
+  echo "VPP $i did not create its API socket; see $dir/vpp.log" >&2
+  return 1
+}
+
+# vpp_fib <host>: VPP's own view of its IPv4 and IPv6 FIBs (real VPP only).
+vpp_fib() {
+  local vppctl
+  vppctl=$(dirname "$VPP_BIN")/vppctl
+  [[ -x $vppctl ]] || vppctl=vppctl
+  "$vppctl" -s "$CLUSTER_TMP/vpp-$1/cli.sock" show ip fib
+  "$vppctl" -s "$CLUSTER_TMP/vpp-$1/cli.sock" show ip6 fib
+}
+
 # agent_start <host> [extra agent flags...]
 agent_start() {
   local i=$1; shift

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The performance benchmark (SPEC.md section 3): installs the dependencies, builds RelWithDebInfo
+# in build/bench, runs vcra-bench (defaults: 1000 hosts, 10000 blocks, 2000 updates, 5 runs, both
+# dataplanes; extra arguments are passed on) and writes its Markdown report to stdout, ready for
+# docs/performance.md. Progress goes to stderr.
+#
+# The Linux dataplane part needs root: vcra-bench then makes a private network namespace for
+# itself and configures nothing in this machine's own. Without root it is SKIPPED (exit 77) and
+# only the VPP simulator part runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh >&2
+
+echo "=== build: RelWithDebInfo in build/bench" >&2
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+cmake --build build/bench -j"$(nproc)" --target vcra-bench vpp-calico-route-agent >&2
+
+echo "=== vcra-bench $*" >&2
+exec build/bench/bench/vcra-bench "$@"
