@@ -274,7 +274,10 @@ void Agent::FlushDeltas() {
   for (auto& delta : calculator_.TakeDeltas()) {
     bool programmed = reconciler_.actual().contains(delta.dst);
     reconciler_.SetDesired(delta.dst, delta.route);
-    if (delta.route || programmed) change_seen_at_.try_emplace(delta.dst, now);
+    // The histogram is about steady state: the initial sync has its own log line and would
+    // otherwise dominate it for the agent's whole life.
+    if (first_programming_done_ && (delta.route || programmed))
+      change_seen_at_.try_emplace(delta.dst, now);
   }
 }
 

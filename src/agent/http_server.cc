@@ -43,6 +43,9 @@ Status HttpServer::Start(const std::string& listen) {
   server_->set_read_timeout(5, 0);
   server_->set_write_timeout(5, 0);
   server_->set_keep_alive_max_count(10);
+  // An idle keep-alive connection (a Prometheus scraper) would otherwise hold Stop() for the
+  // default 5 s.
+  server_->set_keep_alive_timeout(1);
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     // Alive means the loop thread still answers.
     if (agent_.GetStatus(std::chrono::seconds(2), /*details=*/false)) {

@@ -64,8 +64,9 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges,
   for (const auto& [name, v] : gauges) {
     out += fmt::format("# TYPE {} gauge\n{} {}\n", name, name, v);
   }
-  out += event_to_route.Render("vcra_event_to_route_seconds",
-                               "Time from an etcd event to its route being programmed.");
+  out += event_to_route.Render(
+      "vcra_event_to_route_seconds",
+      "Time from an etcd event to its route being programmed (after the initial sync).");
   return out;
 }
 

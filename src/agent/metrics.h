@@ -17,8 +17,9 @@ namespace vcra::agent {
 class LatencyHistogram {
  public:
   // Bucket upper bounds in seconds.
-  static constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                     0.1,   0.25,   0.5,   1,    2.5,   10};
+  // From 100 µs: a single route change takes a few hundred µs end to end (docs/performance.md).
+  static constexpr std::array<double, 15> kBounds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
   void Observe(double seconds);
   std::string Render(const std::string& name, const std::string& help) const;
   uint64_t count() const { return count_.load(); }

@@ -26,7 +26,7 @@ TEST(MetricsTest, QuantileFromBuckets) {
   LatencyHistogram h;
   for (int i = 0; i < 99; ++i) h.Observe(0.0005);
   h.Observe(0.7);
-  EXPECT_EQ(h.Quantile(0.5), 0.001);
+  EXPECT_EQ(h.Quantile(0.5), 0.0005);
   EXPECT_EQ(h.Quantile(0.999), 1.0);
 }
 

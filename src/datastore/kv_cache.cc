@@ -6,11 +6,13 @@
 namespace vcra::datastore {
 
 std::vector<Change> KvCache::ApplySnapshot(const Snapshot& snapshot) {
-  std::map<std::string, KeyValue> next;
-  for (const KeyValue& kv : snapshot.kvs) {
-    auto [it, inserted] = next.emplace(kv.key, kv);
+  // key -> the snapshot entry to use (by index, so no value is copied).
+  std::map<std::string_view, size_t> next;
+  for (size_t i = 0; i < snapshot.kvs.size(); ++i) {
+    const KeyValue& kv = snapshot.kvs[i];
+    auto [it, inserted] = next.emplace(kv.key, i);
     // A key twice in one listing should not happen; keep its newest version.
-    if (!inserted && kv.mod_revision > it->second.mod_revision) it->second = kv;
+    if (!inserted && kv.mod_revision > snapshot.kvs[it->second].mod_revision) it->second = i;
   }
 
   // Both maps are sorted: one merge pass yields the differences in key order.
@@ -22,25 +24,30 @@ std::vector<Change> KvCache::ApplySnapshot(const Snapshot& snapshot) {
       diff.push_back(Change{Change::Type::kDelete, old_it->first, "", snapshot.revision});
       ++old_it;
     } else if (old_it == entries_.end() || new_it->first < old_it->first) {
-      diff.push_back(Change{Change::Type::kPut, new_it->first, new_it->second.value,
-                            new_it->second.mod_revision});
+      const KeyValue& kv = snapshot.kvs[new_it->second];
+      diff.push_back(Change{Change::Type::kPut, kv.key, kv.value, kv.mod_revision});
       ++new_it;
     } else {
-      // Same key: only a different value is a change; a rewrite of the same value is not.
-      if (old_it->second.value != new_it->second.value) {
-        diff.push_back(Change{Change::Type::kPut, new_it->first, new_it->second.value,
-                              new_it->second.mod_revision});
+      // Same key: a different mod_revision is a change (possibly a rewrite of the same value,
+      // which consumers apply idempotently); the same mod_revision is the same value.
+      const KeyValue& kv = snapshot.kvs[new_it->second];
+      if (old_it->second != kv.mod_revision) {
+        diff.push_back(Change{Change::Type::kPut, kv.key, kv.value, kv.mod_revision});
       }
       ++old_it;
       ++new_it;
     }
   }
 
-  entries_ = std::move(next);
+  entries_.clear();
+  revision_ = snapshot.revision;
+  for (const auto& [key, index] : next) {
+    int64_t mod_revision = snapshot.kvs[index].mod_revision;
+    entries_.emplace_hint(entries_.end(), std::string(key), mod_revision);
+    revision_ = std::max(revision_, mod_revision);
+  }
   tombstones_.clear();
   snapshot_revision_ = snapshot.revision;
-  revision_ = snapshot.revision;
-  for (const auto& [key, kv] : entries_) revision_ = std::max(revision_, kv.mod_revision);
   return diff;
 }
 
@@ -49,7 +56,7 @@ bool KvCache::Apply(const Change& change) {
   if (change.revision <= snapshot_revision_) return false;
   auto it = entries_.find(change.key);
   if (it != entries_.end()) {
-    if (change.revision <= it->second.mod_revision) return false;
+    if (change.revision <= it->second) return false;
   } else if (auto tomb = tombstones_.find(change.key);
              tomb != tombstones_.end() && change.revision <= tomb->second) {
     return false;
@@ -57,10 +64,7 @@ bool KvCache::Apply(const Change& change) {
 
   if (change.type == Change::Type::kPut) {
     tombstones_.erase(change.key);
-    KeyValue& kv = entries_[change.key];
-    kv.key = change.key;
-    kv.value = change.value;
-    kv.mod_revision = change.revision;
+    entries_[change.key] = change.revision;
   } else {
     if (it != entries_.end()) entries_.erase(it);
     tombstones_[change.key] = change.revision;
@@ -69,9 +73,10 @@ bool KvCache::Apply(const Change& change) {
   return true;
 }
 
-const KeyValue* KvCache::Find(const std::string& key) const {
+std::optional<int64_t> KvCache::ModRevision(const std::string& key) const {
   auto it = entries_.find(key);
-  return it == entries_.end() ? nullptr : &it->second;
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace vcra::datastore

@@ -27,12 +27,13 @@ TEST(KvCacheTest, FirstSnapshotIsAllPutsInKeyOrder) {
 TEST(KvCacheTest, SecondSnapshotYieldsOnlyDifferences) {
   KvCache cache;
   cache.ApplySnapshot(Snapshot{{{"/a", "1", 2}, {"/b", "2", 3}, {"/c", "3", 4}}, 5});
-  // /a unchanged, /b rewritten with the same value, /c changed, /d new, nothing gone... and /a
-  // removed in a second step below.
+  // /a unchanged, /b rewritten (same value, new revision: reported, consumers are idempotent),
+  // /c changed, /d new; removals in a second step below.
   auto diff = cache.ApplySnapshot(
       Snapshot{{{"/a", "1", 2}, {"/b", "2", 7}, {"/c", "33", 8}, {"/d", "4", 9}}, 10});
-  EXPECT_THAT(diff, ElementsAre(Put("/c", "33", 8), Put("/d", "4", 9)));
-  EXPECT_EQ(cache.Find("/b")->mod_revision, 7);  // tracked even though not reported
+  EXPECT_THAT(diff, ElementsAre(Put("/b", "2", 7), Put("/c", "33", 8), Put("/d", "4", 9)));
+  EXPECT_EQ(cache.ModRevision("/b"), 7);
+  EXPECT_EQ(cache.ModRevision("/a"), 2);
 
   diff = cache.ApplySnapshot(Snapshot{{{"/c", "33", 8}}, 12});
   EXPECT_THAT(diff, ElementsAre(Del("/a", 12), Del("/b", 12), Del("/d", 12)));
@@ -59,9 +60,9 @@ TEST(KvCacheTest, ApplyPutsAndDeletes) {
   cache.ApplySnapshot(Snapshot{{}, 5});
   EXPECT_TRUE(cache.Apply(Put("/a", "1", 6)));
   EXPECT_TRUE(cache.Apply(Put("/a", "2", 7)));
-  EXPECT_EQ(cache.Find("/a")->value, "2");
+  EXPECT_EQ(cache.ModRevision("/a"), 7);
   EXPECT_TRUE(cache.Apply(Del("/a", 8)));
-  EXPECT_EQ(cache.Find("/a"), nullptr);
+  EXPECT_EQ(cache.ModRevision("/a"), std::nullopt);
   EXPECT_EQ(cache.revision(), 8);
 }
 
@@ -73,7 +74,7 @@ TEST(KvCacheTest, StaleOrDuplicateChangesAreIgnored) {
   EXPECT_TRUE(cache.Apply(Put("/a", "2", 6)));
   EXPECT_FALSE(cache.Apply(Put("/a", "2", 6)));  // delivered twice
   EXPECT_FALSE(cache.Apply(Del("/a", 6)));
-  EXPECT_EQ(cache.Find("/a")->value, "2");
+  EXPECT_EQ(cache.ModRevision("/a"), 6);
   EXPECT_EQ(cache.revision(), 6);
 }
 
@@ -83,9 +84,9 @@ TEST(KvCacheTest, StalePutCannotResurrectDeletedKey) {
   EXPECT_TRUE(cache.Apply(Put("/a", "1", 6)));
   EXPECT_TRUE(cache.Apply(Del("/a", 7)));
   EXPECT_FALSE(cache.Apply(Put("/a", "1", 6)));  // redelivered after a reconnect
-  EXPECT_EQ(cache.Find("/a"), nullptr);
+  EXPECT_EQ(cache.ModRevision("/a"), std::nullopt);
   EXPECT_TRUE(cache.Apply(Put("/a", "again", 8)));
-  EXPECT_EQ(cache.Find("/a")->value, "again");
+  EXPECT_EQ(cache.ModRevision("/a"), 8);
 }
 
 TEST(KvCacheTest, SnapshotAfterChangesDiffsAgainstChangedState) {
