@@ -283,3 +283,12 @@ set_datastore_ready() {
   etcdctl_hub put /calico/resources/v3/projectcalico.org/clusterinformations/default \
     "{\"kind\":\"ClusterInformation\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"default\"},\"spec\":{\"calicoVersion\":\"v3.32.1\",\"clusterType\":\"typha,bgp,kubeadm\",\"datastoreReady\":$1}}" >/dev/null
 }
+
+# wait_ping <from-host> <to-address> [timeout_s]: pod_ping until it answers.
+wait_ping() {
+  local deadline=$((SECONDS + ${3:-15}))
+  while ((SECONDS < deadline)); do
+    pod_ping "$1" "$2" && return 0
+  done
+  return 1
+}

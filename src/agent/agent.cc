@@ -346,6 +346,17 @@ void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
     }
   }
   bool lost = reconciler_.OnResults(results, now);
+  // An upsert that finds no device (ENODEV) means the uplink was deleted and maybe re-created
+  // with a new index: reconnecting re-runs EnsureUplink. At most every 30 s, so a route that
+  // fails this way for another reason cannot spin the connection.
+  bool device_gone = false;
+  for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
+    device_gone |= ops[i].type == dataplane::OpType::kUpsert && absl::IsNotFound(results[i].status);
+  }
+  if (!lost && device_gone && now - last_uplink_recheck_ > std::chrono::seconds(30)) {
+    last_uplink_recheck_ = now;
+    lost = true;
+  }
   if (!first_programming_done_ && datastore_synced_) {
     if (now - last_progress_log_ > std::chrono::seconds(2)) {
       last_progress_log_ = now;
@@ -354,7 +365,8 @@ void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
     }
   }
   if (lost) {
-    OnDataplaneLost("dataplane connection lost during a batch");
+    OnDataplaneLost(device_gone ? "a route found no uplink device"
+                                : "dataplane connection lost during a batch");
     return;
   }
   Kick();

@@ -135,6 +135,7 @@ class Agent {
   Backoff connect_backoff_{std::chrono::milliseconds(200), std::chrono::seconds(10)};
   Backoff publish_backoff_{std::chrono::milliseconds(500), std::chrono::seconds(30)};
   TimePoint last_progress_log_{};
+  TimePoint last_uplink_recheck_{};
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
   std::map<std::string, uint64_t> op_counts_;
   std::vector<std::string> last_errors_;

@@ -118,6 +118,18 @@ check "after restart: pings flow" pod_ping 1 10.244.3.5
 on_host 1 ip route del 10.244.3.0/26
 check "route deleted by hand is repaired by the periodic resync" wait_route 1 10.244.3.0/26 10.99.0.3 20
 
+# --- the uplink is deleted and re-created (new ifindex, down, no address): the resync finds
+# the routes gone, the agent re-ensures the uplink and puts everything back
+ip -n "$CL-h1" link del eth0
+ip -n "$CL-h1" link add eth0 type veth peer name v1 netns "$CL-hub"
+hub ip link set v1 master br0 up
+check "re-created uplink: the agent brings it back with its address" wait_route 1 10.244.3.0/26 10.99.0.3 30
+# (neighbours still know the old MAC for a few seconds)
+check "re-created uplink: pings flow again" wait_ping 1 10.244.3.5
+# The foreign routes died with the old eth0; put them back for the final check.
+on_host 1 ip route replace 10.244.200.0/24 via 10.99.0.3 dev eth0 proto static
+on_host 1 ip route replace default via 10.99.0.254 dev eth0
+
 # --- a malformed block value never removes the good route
 etcdctl_hub put /calico/ipam/v2/assignment/ipv4/block/10.244.2.0-26 '{"cidr": "10.244.2.0/26", "affinity": ' >/dev/null
 sleep 1
