@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The performance benchmark (SPEC.md section 3): installs the dependencies, builds RelWithDebInfo
-# in build/bench, runs vcra-bench (defaults: 1000 hosts, 10000 blocks, 2000 updates, 5 runs, both
+# in build/perf, runs vcra-bench (defaults: 1000 hosts, 10000 blocks, 2000 updates, 5 runs, both
 # dataplanes; extra arguments are passed on) and writes its Markdown report to stdout, ready for
 # docs/performance.md. Progress goes to stderr.
 #
@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh >&2
 
-echo "=== build: RelWithDebInfo in build/bench" >&2
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-cmake --build build/bench -j"$(nproc)" --target vcra-bench vpp-calico-route-agent >&2
+echo "=== build: RelWithDebInfo in build/perf" >&2
+cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+cmake --build build/perf -j"$(nproc)" --target vcra-bench vpp-calico-route-agent >&2
 
 echo "=== vcra-bench $*" >&2
-exec build/bench/bench/vcra-bench "$@"
+exec build/perf/bench/vcra-bench "$@"

@@ -380,11 +380,16 @@ void Agent::StartConnect() {
     if (status.ok()) status = dataplane_->EnsureUplink(config_.uplink);
     StatusOr<std::vector<net::Route>> dump =
         status.ok() ? dataplane_->DumpOwnedRoutes() : StatusOr<std::vector<net::Route>>(status);
-    loop_.Post([this, dump = std::move(dump)]() mutable { OnConnected(std::move(dump)); });
+    std::vector<net::IpPrefix> addresses;
+    if (dump.ok()) addresses = dataplane_->UplinkAddresses();
+    loop_.Post([this, dump = std::move(dump), addresses = std::move(addresses)]() mutable {
+      OnConnected(std::move(dump), std::move(addresses));
+    });
   });
 }
 
-void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump) {
+void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump,
+                        std::vector<net::IpPrefix> uplink_addresses) {
   connecting_ = false;
   if (absl::IsFailedPrecondition(dump.status()) || absl::IsInvalidArgument(dump.status())) {
     // Retrying cannot help (e.g. a VPP whose API lacks messages we need, or a bad uplink
@@ -409,10 +414,26 @@ void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump) {
   LOG_INFO("dataplane {} connected, uplink ready; it holds {} routes of ours", dataplane_->Name(),
            dump->size());
   reconciler_.OnDataplaneDump(*dump);
+  LearnUplinkAddresses(std::move(uplink_addresses));
   PublishPeerAddresses();
   ScheduleProbe();
   Kick();
   UpdateReady();
+}
+
+void Agent::LearnUplinkAddresses(std::vector<net::IpPrefix> addresses) {
+  // Link-local addresses are no next hop for another host's routes.
+  std::erase_if(addresses, [](const net::IpPrefix& a) {
+    return a.address().is_v4() ? net::IpPrefix::Parse("169.254.0.0/16")->Contains(a.address())
+                               : net::IpPrefix::Parse("fe80::/10")->Contains(a.address());
+  });
+  uplink_addresses_ = std::move(addresses);
+  std::vector<net::IpAddress> mine = AddressesOf(config_.uplink);
+  for (const auto& a : uplink_addresses_) {
+    if (std::find(mine.begin(), mine.end(), a.address()) == mine.end()) mine.push_back(a.address());
+  }
+  calculator_.SetMyAddresses(std::move(mine));
+  FlushDeltas();
 }
 
 void Agent::ScheduleProbe() {
@@ -504,7 +525,10 @@ void Agent::PublishPeerAddresses() {
   if (!config_.publish_peer_address || peer_published_ || publishing_ || !publisher_) return;
   std::vector<std::pair<std::string, std::string>> kvs;
   bool have_v4 = false, have_v6 = false;
-  for (const auto& prefix : config_.uplink.addresses) {
+  // The configured addresses; without any, what the uplink already carries.
+  const auto& addresses =
+      config_.uplink.addresses.empty() ? uplink_addresses_ : config_.uplink.addresses;
+  for (const auto& prefix : addresses) {
     bool& have = prefix.address().is_v4() ? have_v4 : have_v6;
     if (have) continue;  // the first address of each family is the next hop peers use
     have = true;

@@ -90,7 +90,9 @@ class Agent {
   void Kick();
   void OnBatchDone(std::vector<dataplane::RouteOp> ops, std::vector<dataplane::OpResult> results);
   void StartConnect();
-  void OnConnected(StatusOr<std::vector<net::Route>> dump);
+  void OnConnected(StatusOr<std::vector<net::Route>> dump,
+                   std::vector<net::IpPrefix> uplink_addresses);
+  void LearnUplinkAddresses(std::vector<net::IpPrefix> addresses);
   void OnDataplaneLost(const std::string& why);
   void StartResync();
   void OnResyncDump(StatusOr<std::vector<net::Route>> dump);
@@ -139,6 +141,7 @@ class Agent {
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
   std::map<std::string, uint64_t> op_counts_;
   std::vector<std::string> last_errors_;
+  std::vector<net::IpPrefix> uplink_addresses_;  // as the dataplane last reported them
 
   // Declared last: destroyed first, so their threads stop before the state they post into.
   std::unique_ptr<datastore::EtcdClient> publisher_client_;

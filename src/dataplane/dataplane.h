@@ -70,6 +70,11 @@ class Dataplane {
   // result means the connection to the dataplane was lost: the caller reconnects and resyncs.
   virtual std::vector<OpResult> Apply(std::span<const RouteOp> ops) = 0;
 
+  // The addresses the uplink carries after the last successful EnsureUplink (host bits kept):
+  // the configured ones plus whatever the operator put there. The agent publishes them when no
+  // address is configured, and never routes to a peer that claims one of them.
+  virtual std::vector<net::IpPrefix> UplinkAddresses() const { return {}; }
+
   // Cheap liveness check the agent runs when idle, so that a dataplane restart is noticed
   // without waiting for the next op or resync. UNAVAILABLE means: reconnect and replay.
   virtual Status Probe() { return absl::OkStatus(); }

@@ -83,6 +83,10 @@ void FakeDataplane::Disconnect(bool wipe) {
     uplink_addresses_.clear();
   }
 }
+void FakeDataplane::AddUplinkAddress(const net::IpPrefix& address) {
+  std::lock_guard lock(mu_);
+  uplink_addresses_.push_back(address);
+}
 void FakeDataplane::RefuseConnect(bool refuse) {
   std::lock_guard lock(mu_);
   refuse_connect_ = refuse;

@@ -19,6 +19,7 @@ class FakeDataplane final : public Dataplane {
   Status EnsureUplink(const UplinkConfig& uplink) override;
   StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override;
   std::vector<OpResult> Apply(std::span<const RouteOp> ops) override;
+  std::vector<net::IpPrefix> UplinkAddresses() const override { return uplink_addresses(); }
 
   // Test controls.
   void AddForeignRoute(const net::Route& route);
@@ -30,6 +31,8 @@ class FakeDataplane final : public Dataplane {
   // With `wipe`, the table is emptied as after a dataplane restart.
   void Disconnect(bool wipe);
   void RefuseConnect(bool refuse);
+  // An address the operator configured on the uplink before the agent started.
+  void AddUplinkAddress(const net::IpPrefix& address);
 
   std::map<net::IpPrefix, net::Route> OwnedRoutes() const;
   std::map<net::IpPrefix, net::Route> ForeignRoutes() const;

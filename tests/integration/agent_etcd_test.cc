@@ -30,6 +30,7 @@ class SharedDataplane final : public dataplane::Dataplane {
   std::vector<dataplane::OpResult> Apply(std::span<const dataplane::RouteOp> ops) override {
     return fake_.Apply(ops);
   }
+  std::vector<net::IpPrefix> UplinkAddresses() const override { return fake_.UplinkAddresses(); }
 
  private:
   dataplane::FakeDataplane& fake_;
@@ -324,6 +325,32 @@ TEST_F(AgentEtcdTest, ReadyzIsNotReadyWhileTheDataplaneIsDown) {
   EXPECT_EQ(ready->status, 503);
   EXPECT_NE(ready->body.find("dataplane connected=false"), std::string::npos) << ready->body;
   http.Stop();
+}
+
+}  // namespace
+}  // namespace vcra
+
+namespace vcra {
+namespace {
+
+TEST_F(AgentEtcdTest, WithoutConfiguredAddressesTheUplinksOwnAreUsed) {
+  fake_.AddUplinkAddress(*IpPrefix::ParseInterfaceAddress("fe80::1/64"));  // never published
+  fake_.AddUplinkAddress(*IpPrefix::ParseInterfaceAddress("10.99.0.7/24"));
+  fake_.AddUplinkAddress(*IpPrefix::ParseInterfaceAddress("fd00:99::7/64"));
+  // A peer that claims one of our uplink's addresses gets no route.
+  PutPeer("host-x", "10.99.0.7");
+  PutBlock("10.244.9.0/26", "host-x");
+  auto config = Config();
+  config.uplink.addresses.clear();
+  StartAgent(config);
+  ASSERT_TRUE(WaitReady());
+  ASSERT_TRUE(WaitFor([&] {
+    auto v4 = client_->RangePrefix(calico::PeerKeyFor("host-a", net::Family::kV4));
+    auto v6 = client_->RangePrefix(calico::PeerKeyFor("host-a", net::Family::kV6));
+    return v4.ok() && v6.ok() && v4->kvs.size() == 1 && v6->kvs.size() == 1 &&
+           v4->kvs[0].value == "10.99.0.7" && v6->kvs[0].value == "fd00:99::7";
+  }));
+  EXPECT_TRUE(NoRoute("10.244.9.0/26"));
 }
 
 }  // namespace

@@ -307,8 +307,10 @@ Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
                     absl::StrCat(what, ": add address ", a.ToString(), ": ", s.message()));
     }
     LOG_INFO("netlink: added {} to {}", a.ToString(), what);
+    present.push_back(a);
   }
   uplink_index_ = link->index;
+  uplink_addresses_ = std::move(present);
   return Status();
 }
 

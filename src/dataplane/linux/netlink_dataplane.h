@@ -96,6 +96,7 @@ class NetlinkDataplane final : public Dataplane {
 
   // The resolved uplink ifindex, once EnsureUplink succeeded.
   std::optional<uint32_t> uplink_index() const { return uplink_index_; }
+  std::vector<net::IpPrefix> UplinkAddresses() const override { return uplink_addresses_; }
   const NetlinkDataplaneConfig& config() const { return config_; }
 
   // Points the socket's descriptor at /dev/null, as if the socket had died under us: every later
@@ -124,6 +125,7 @@ class NetlinkDataplane final : public Dataplane {
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   std::optional<uint32_t> uplink_index_;
+  std::vector<net::IpPrefix> uplink_addresses_;
   std::vector<uint8_t> send_buf_;
   std::vector<uint8_t> recv_buf_;
 };

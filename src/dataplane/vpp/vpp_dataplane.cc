@@ -179,12 +179,12 @@ Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
   ASSIGN_OR_RETURN(RetvalReply r, DecodeRetvalReply(reply));
   RETURN_IF_ERROR(RetvalStatus("sw_interface_set_flags admin-up", r.retval));
 
+  std::vector<net::IpPrefix> present;
   for (bool v6 : {false, true}) {
     std::vector<net::IpPrefix> wanted;
     for (const net::IpPrefix& p : uplink.addresses) {
       if ((p.family() == net::Family::kV6) == v6) wanted.push_back(p);
     }
-    if (wanted.empty()) continue;
     IpAddressDump dump;
     dump.sw_if_index = idx;
     dump.is_ipv6 = v6;
@@ -193,7 +193,12 @@ Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
                                    msg::kIpAddressDetails));
     std::vector<WirePrefix> have;
     for (const Bytes& b : details) {
-      if (auto d = DecodeIpAddressDetails(b); d.ok()) have.push_back(d->prefix);
+      auto d = DecodeIpAddressDetails(b);
+      if (!d.ok()) continue;
+      have.push_back(d->prefix);
+      if (auto a = d->prefix.ToAddress(); a.ok()) {
+        present.push_back(net::IpPrefix::InterfaceAddress(*a, d->prefix.len));
+      }
     }
     for (const net::IpPrefix& p : wanted) {
       WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
@@ -220,9 +225,11 @@ Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
           absl::StrCat("adding ", p.address().ToString(), "/", p.len(), " to the uplink"),
           arr.retval));
       LOG_INFO("added {}/{} to VPP uplink sw_if_index {}", p.address().ToString(), p.len(), idx);
+      present.push_back(p);
     }
   }
   uplink_index_ = idx;
+  uplink_addresses_ = std::move(present);
   last_uplink_ = uplink;
   return absl::OkStatus();
 }

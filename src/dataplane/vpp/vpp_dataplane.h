@@ -88,6 +88,7 @@ class VppDataplane final : public Dataplane {
   Ownership ownership() const { return ownership_; }
   std::optional<uint8_t> fib_source_id() const { return source_id_; }
   std::optional<uint32_t> uplink_sw_if_index() const { return uplink_index_; }
+  std::vector<net::IpPrefix> UplinkAddresses() const override { return uplink_addresses_; }
   std::string vpp_version() const;
 
  private:
@@ -101,6 +102,7 @@ class VppDataplane final : public Dataplane {
   Ownership ownership_ = Ownership::kFibSource;
   std::optional<uint8_t> source_id_;
   std::optional<uint32_t> uplink_index_;
+  std::vector<net::IpPrefix> uplink_addresses_;
   std::optional<UplinkConfig> last_uplink_;
 };
 
