@@ -10,6 +10,7 @@ StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane(const Options& opt
     dataplane::NetlinkDataplaneConfig config;
     config.route_protocol = static_cast<uint8_t>(options.route_protocol);
     config.route_table = options.route_table;
+    config.route_metric = options.route_metric;
     RETURN_IF_ERROR(dataplane::NetlinkDataplane::ValidateConfig(config));
     return std::make_unique<dataplane::NetlinkDataplane>(config);
   }

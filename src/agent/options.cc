@@ -114,6 +114,11 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
       ->envname("VCRA_ROUTE_PROTOCOL")
       ->check(CLI::Range(5u, 255u))
       ->capture_default_str();
+  app.add_option("--route-metric", o.route_metric,
+                 "Linux: metric of the agent's routes (0 = kernel default). A metric no other "
+                 "route source uses keeps the kernel from letting our replace take over a "
+                 "foreign route for the same prefix")
+      ->capture_default_str();
   app.add_option("--route-table", o.route_table, "Linux: routing table")
       ->check(CLI::Range(1u, 0xFFFFFFFEu))
       ->capture_default_str();

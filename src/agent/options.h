@@ -15,6 +15,7 @@ struct Options {
   std::string dataplane = "linux";  // "linux" or "vpp"
   uint32_t route_protocol = 212;
   uint32_t route_table = 254;
+  uint32_t route_metric = 0;  // 0: the kernel's default
   std::string vpp_api_socket = "/run/vpp/api.sock";
   std::string http_listen = "127.0.0.1:9743";
   std::string log_format = "text";

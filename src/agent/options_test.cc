@@ -26,6 +26,7 @@ TEST(OptionsTest, FlagsAndDefaults) {
   EXPECT_EQ(o->agent.etcd.endpoints.size(), 2u);
   EXPECT_EQ(o->dataplane, "linux");
   EXPECT_EQ(o->route_protocol, 212u);
+  EXPECT_EQ(o->route_metric, 0u);
   EXPECT_EQ(o->agent.resync_interval, std::chrono::seconds(90));
   EXPECT_EQ(o->agent.peer_mode, PeerMode::kPeerKeys);
 }
