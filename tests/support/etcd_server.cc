@@ -75,6 +75,28 @@ StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(int members) {
   return Start(options);
 }
 
+namespace {
+
+// A test that crashed never ran its destructors: its etcd died with it (PR_SET_PDEATHSIG), but
+// its data directory stayed. Each new server sweeps the directories whose owner is gone.
+void RemoveDirsOfDeadTests() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("vcra-etcd-", 0) != 0 || !entry.is_directory(ec)) continue;
+    pid_t owner = 0;
+    std::ifstream(entry.path() / "owner.pid") >> owner;
+    bool dead = owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH;
+    // No owner file yet: another test may be between mkdtemp and writing it; only old ones.
+    bool orphan =
+        owner <= 0 && std::filesystem::last_write_time(entry.path(), ec) <
+                          std::filesystem::file_time_type::clock::now() - std::chrono::minutes(10);
+    if (dead || orphan) std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(const EtcdServerOptions& options) {
   if (access(kEtcdBinary, X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -83,6 +105,7 @@ StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(const EtcdServerOptions&
   if (options.members < 1 || options.members > 7) {
     return absl::InvalidArgumentError("EtcdServer: members must be 1..7");
   }
+  RemoveDirsOfDeadTests();
   std::unique_ptr<EtcdServer> server(new EtcdServer());
   server->options_ = options;
   char tmpl[] = "/tmp/vcra-etcd-XXXXXX";
@@ -90,6 +113,7 @@ StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(const EtcdServerOptions&
     return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
   }
   server->base_dir_ = tmpl;
+  std::ofstream(server->base_dir_ + "/owner.pid") << getpid() << "\n";
   server->cluster_token_ = absl::StrCat("vcra-test-", getpid(), "-", server->base_dir_.substr(15));
   ASSIGN_OR_RETURN(std::vector<int> ports, FreePorts(2 * options.members));
   for (int i = 0; i < options.members; ++i) {
