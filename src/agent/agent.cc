@@ -157,13 +157,7 @@ void Agent::HandleChange(const datastore::Change& change) {
       return;
     }
     auto block = calico::DecodeBlock(key, change.value);
-    if (!block.ok()) {
-      ++metrics_.parse_errors;
-      LOG_WARN_ONCE_PER_KEY(key, "ignoring malformed block {}; its last good state is kept: {}",
-                            key, block.status().message());
-      RecordError(fmt::format("{}: {}", key, block.status().message()));
-      return;
-    }
+    if (!block.ok()) return RejectInput(key, block.status());
     calculator_.OnBlockUpdate(key, *block);
   } else if (StartsWith(key, calico::kPeerPrefix)) {
     HandlePeerKey(change);
@@ -176,14 +170,20 @@ void Agent::HandleChange(const datastore::Change& change) {
   }
 }
 
+void Agent::RejectInput(const std::string& key, const Status& why) {
+  ++metrics_.parse_errors;
+  LOG_WARN_ONCE_PER_KEY(key, "ignoring malformed {}; its last good state is kept: {}", key,
+                        why.message());
+  RecordError(fmt::format("{}: {}", key, why.message()));
+}
+
 void Agent::HandlePeerKey(const datastore::Change& change) {
   auto peer = calico::ParsePeerKey(change.key);
   if (!peer) {
     // Other keys under /vpp-calico/hosts/ are not ours to read, but one that tries to be a peer
     // key and fails is hostile or broken.
     if (change.key.find("/peerip/") != std::string::npos) {
-      ++metrics_.parse_errors;
-      LOG_WARN_ONCE_PER_KEY(change.key, "ignoring malformed peer key {}", change.key);
+      RejectInput(change.key, absl::InvalidArgumentError("not a peer key"));
     }
     return;
   }
@@ -192,13 +192,7 @@ void Agent::HandlePeerKey(const datastore::Change& change) {
     return;
   }
   auto address = calico::DecodePeerAddress(change.value, peer->family);
-  if (!address.ok()) {
-    ++metrics_.parse_errors;
-    LOG_WARN_ONCE_PER_KEY(change.key, "ignoring malformed peer address {}: {}", change.key,
-                          address.status().message());
-    RecordError(fmt::format("{}: {}", change.key, address.status().message()));
-    return;
-  }
+  if (!address.ok()) return RejectInput(change.key, address.status());
   calculator_.OnPeerUpdate(routing::PeerSource::kPeerKey, peer->host, peer->family, *address);
 }
 
@@ -211,13 +205,7 @@ void Agent::HandleNode(const datastore::Change& change) {
     return;
   }
   auto node = calico::DecodeNode(change.value);
-  if (!node.ok()) {
-    ++metrics_.parse_errors;
-    LOG_WARN_ONCE_PER_KEY(change.key, "ignoring malformed Node {}: {}", change.key,
-                          node.status().message());
-    RecordError(fmt::format("{}: {}", change.key, node.status().message()));
-    return;
-  }
+  if (!node.ok()) return RejectInput(change.key, node.status());
   // Update before withdraw, so that a changed address moves routes without a gap.
   for (auto [family, address] :
        {std::pair{net::Family::kV4, node->v4}, std::pair{net::Family::kV6, node->v6}}) {
@@ -236,13 +224,7 @@ void Agent::HandlePool(const datastore::Change& change) {
     return;
   }
   auto pool = calico::DecodeIpPool(change.key, change.value);
-  if (!pool.ok()) {
-    ++metrics_.parse_errors;
-    LOG_WARN_ONCE_PER_KEY(change.key, "ignoring malformed IPPool {}: {}", change.key,
-                          pool.status().message());
-    RecordError(fmt::format("{}: {}", change.key, pool.status().message()));
-    return;
-  }
+  if (!pool.ok()) return RejectInput(change.key, pool.status());
   calculator_.OnPoolUpdate(change.key, *pool);
   PushPoolsToDataplane();
 }
@@ -251,12 +233,7 @@ void Agent::HandleClusterInformation(const datastore::Change& change) {
   bool ready = true;
   if (change.type == datastore::Change::Type::kPut) {
     auto decoded = calico::DecodeDatastoreReady(change.value);
-    if (!decoded.ok()) {
-      ++metrics_.parse_errors;
-      LOG_WARN_ONCE_PER_KEY(change.key, "ignoring malformed ClusterInformation: {}",
-                            decoded.status().message());
-      return;
-    }
+    if (!decoded.ok()) return RejectInput(change.key, decoded.status());
     ready = *decoded;
   }
   if (ready == datastore_ready_) return;
@@ -408,7 +385,7 @@ void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump,
     loop_.RunAfter(delay, [this] { StartConnect(); });
     return;
   }
-  if (metrics_.resyncs.load() > 0 || reconciler_.stats().dumps > 0) ++metrics_.dataplane_reconnects;
+  if (reconciler_.stats().dumps > 0) ++metrics_.dataplane_reconnects;  // not the first connect
   connect_backoff_.Reset();
   dataplane_connected_ = true;
   LOG_INFO("dataplane {} connected, uplink ready; it holds {} routes of ours", dataplane_->Name(),
@@ -423,10 +400,7 @@ void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump,
 
 void Agent::LearnUplinkAddresses(std::vector<net::IpPrefix> addresses) {
   // Link-local addresses are no next hop for another host's routes.
-  std::erase_if(addresses, [](const net::IpPrefix& a) {
-    return a.address().is_v4() ? net::IpPrefix::Parse("169.254.0.0/16")->Contains(a.address())
-                               : net::IpPrefix::Parse("fe80::/10")->Contains(a.address());
-  });
+  std::erase_if(addresses, [](const net::IpPrefix& a) { return a.address().IsLinkLocal(); });
   uplink_addresses_ = std::move(addresses);
   std::vector<net::IpAddress> mine = AddressesOf(config_.uplink);
   for (const auto& a : uplink_addresses_) {
@@ -615,6 +589,7 @@ AgentStatus Agent::BuildStatus(bool details) const {
   s.routes_failing = reconciler_.failing_count();
   s.last_errors = last_errors_;
   s.reconciler = reconciler_.stats();
+  s.op_counts = op_counts_;
   if (!details) return s;
   auto failures = reconciler_.Failures();
   for (const auto& [dst, route] : reconciler_.desired()) {
@@ -664,10 +639,7 @@ std::string Agent::RenderMetrics() {
     gauges["vcra_in_sync"] = status->sync_state == "in-sync";
     gauges["vcra_drift_repaired"] = static_cast<double>(status->reconciler.drift_repaired);
     gauges["vcra_etcd_revision"] = static_cast<double>(status->etcd_revision);
-    auto promise = std::make_shared<std::promise<std::map<std::string, uint64_t>>>();
-    auto future = promise->get_future();
-    loop_.Post([this, promise] { promise->set_value(op_counts_); });
-    if (future.wait_for(std::chrono::seconds(5)) == std::future_status::ready) ops = future.get();
+    ops = std::move(status->op_counts);
   }
   return metrics_.Render(gauges, ops);
 }

@@ -82,6 +82,9 @@ class Agent {
   void OnChanges(std::vector<datastore::Change>&& changes);
   void OnEtcdConnection(bool connected, const std::string& reason);
   void HandleChange(const datastore::Change& change);
+  // A malformed key or value: counted, logged (rate limited), recorded; the key keeps its last
+  // good state.
+  void RejectInput(const std::string& key, const Status& why);
   void HandlePeerKey(const datastore::Change& change);
   void HandleNode(const datastore::Change& change);
   void HandlePool(const datastore::Change& change);

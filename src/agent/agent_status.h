@@ -44,6 +44,7 @@ struct AgentStatus {
   std::map<std::string, std::pair<std::string, std::string>> peers;  // node -> (v4, v6)
   std::vector<std::string> last_errors;
   routing::ReconcilerStats reconciler;
+  std::map<std::string, uint64_t> op_counts;  // Prometheus labels -> dataplane ops
 
   std::string ToJson() const;
   // Human-readable summary for the status subcommand.

@@ -52,6 +52,11 @@ bool IpAddress::IsUnspecified() const {
   return true;
 }
 
+bool IpAddress::IsLinkLocal() const {
+  if (is_v4()) return bytes_[0] == 169 && bytes_[1] == 254;
+  return bytes_[0] == 0xfe && (bytes_[1] & 0xc0) == 0x80;
+}
+
 std::string IpAddress::ToString() const {
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);

@@ -30,6 +30,8 @@ class IpAddress {
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   uint32_t v4_host_order() const;
   bool IsUnspecified() const;
+  // 169.254.0.0/16 or fe80::/10: never a next hop for another host.
+  bool IsLinkLocal() const;
 
   // Canonical text (RFC 5952 for IPv6).
   std::string ToString() const;

@@ -27,6 +27,15 @@ TEST(IpAddressTest, RejectsGarbage) {
   EXPECT_FALSE(IpAddress::Parse(std::string_view("10.0.0.1\0junk", 13)));
 }
 
+TEST(IpAddressTest, LinkLocal) {
+  EXPECT_TRUE(IpAddress::Parse("169.254.1.2")->IsLinkLocal());
+  EXPECT_TRUE(IpAddress::Parse("fe80::1")->IsLinkLocal());
+  EXPECT_TRUE(IpAddress::Parse("febf::1")->IsLinkLocal());
+  EXPECT_FALSE(IpAddress::Parse("fec0::1")->IsLinkLocal());
+  EXPECT_FALSE(IpAddress::Parse("10.99.0.1")->IsLinkLocal());
+  EXPECT_FALSE(IpAddress::Parse("fd00:99::1")->IsLinkLocal());
+}
+
 TEST(IpAddressTest, PlusCarriesAcrossBytes) {
   EXPECT_EQ(IpAddress::Parse("10.0.0.255")->Plus(1).ToString(), "10.0.1.0");
   EXPECT_EQ(IpAddress::Parse("fd00::ffff")->Plus(2).ToString(), "fd00::1:1");

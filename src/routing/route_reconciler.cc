@@ -40,31 +40,24 @@ void RouteReconciler::MarkDirty(const net::IpPrefix& dst) {
   }
 }
 
-void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+void RouteReconciler::Assign(std::unordered_map<net::IpPrefix, net::Route>& table,
+                             const net::IpPrefix& dst, const std::optional<net::Route>& route) {
   bool matched = Matches(dst);
   if (route) {
-    desired_[dst] = *route;
+    table[dst] = *route;
   } else {
-    desired_.erase(dst);
+    table.erase(dst);
   }
   bool matches = Matches(dst);
   programmed_matching_ += matches;
   programmed_matching_ -= matched;
+}
+
+void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+  Assign(desired_, dst, route);
   // A new desire supersedes the backoff of an old failure.
   retry_.erase(dst);
   MarkDirty(dst);
-}
-
-void RouteReconciler::SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
-  bool matched = Matches(dst);
-  if (route) {
-    actual_[dst] = *route;
-  } else {
-    actual_.erase(dst);
-  }
-  bool matches = Matches(dst);
-  programmed_matching_ += matches;
-  programmed_matching_ -= matched;
 }
 
 void RouteReconciler::OnDatastoreSynced() { datastore_synced_ = true; }
@@ -162,10 +155,10 @@ bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results,
       ++stats_.ops_ok;
       if (op.type == dataplane::OpType::kUpsert) {
         ++stats_.upserts;
-        SetActual(op.dst, op.route);
+        Assign(actual_, op.dst, op.route);
       } else {
         ++stats_.deletes;
-        SetActual(op.dst, std::nullopt);
+        Assign(actual_, op.dst, std::nullopt);
       }
       retry_.erase(op.dst);
       MarkDirty(op.dst);
@@ -194,17 +187,6 @@ std::optional<TimePoint> RouteReconciler::NextRetryTime() const {
     if (!earliest || r.due < *earliest) earliest = r.due;
   }
   return earliest;
-}
-
-bool RouteReconciler::HasWork(TimePoint now) const {
-  if (!dataplane_known_) return false;
-  for (const auto& dst : dirty_) {
-    if (outstanding_by_prefix_.contains(dst)) continue;
-    if (auto r = retry_.find(dst); r != retry_.end() && r->second.due > now) continue;
-    if (!desired_.contains(dst) && !datastore_synced_) continue;
-    return true;
-  }
-  return false;
 }
 
 SyncState RouteReconciler::state() const {

@@ -75,7 +75,6 @@ class RouteReconciler {
 
   // When the earliest backed-off retry becomes due, if any op waits for one.
   std::optional<TimePoint> NextRetryTime() const;
-  bool HasWork(TimePoint now) const;
 
   SyncState state() const;
   size_t desired_count() const { return desired_.size(); }
@@ -103,7 +102,9 @@ class RouteReconciler {
   };
 
   void MarkDirty(const net::IpPrefix& dst);
-  void SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route);
+  // Sets or erases `dst` in `table` (desired_ or actual_), keeping programmed_matching_ exact.
+  void Assign(std::unordered_map<net::IpPrefix, net::Route>& table, const net::IpPrefix& dst,
+              const std::optional<net::Route>& route);
   bool Matches(const net::IpPrefix& dst) const;
 
   RetryPolicy retry_policy_;

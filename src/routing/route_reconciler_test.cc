@@ -48,7 +48,6 @@ TEST_F(RouteReconcilerTest, NoDeleteBeforeFirstCompleteList) {
   rec_.OnDataplaneDump({R("10.244.9.0/26", "10.99.0.9"), R("10.244.2.0/26", "10.99.0.2")});
   rec_.SetDesired(*IpPrefix::Parse("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2"));
   EXPECT_TRUE(rec_.NextBatch(now_, 100).empty()) << "stale route kept until the list completes";
-  EXPECT_FALSE(rec_.HasWork(now_));
   rec_.OnDatastoreSynced();
   auto ops = rec_.NextBatch(now_, 100);
   ASSERT_EQ(ops.size(), 1u);
