@@ -12,21 +12,12 @@
 #include "agent/agent.h"
 #include "calico/model.h"
 #include "tests/support/etcd_server.h"
+#include "tests/support/wait.h"
 
 namespace vcra::testing {
 
 inline net::IpPrefix P(const char* s) { return *net::IpPrefix::Parse(s); }
 inline net::IpAddress A(const char* s) { return *net::IpAddress::Parse(s); }
-
-inline bool WaitFor(const std::function<bool()>& done,
-                    std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
 
 class AgentHarness : public ::testing::Test {
  protected:

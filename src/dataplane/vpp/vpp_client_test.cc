@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "dataplane/vpp/sim/vpp_sim.h"
+#include "tests/support/wait.h"
 
 namespace vcra::dataplane::vpp {
 namespace {
@@ -22,15 +23,7 @@ std::string TempSocket(const std::string& tag) {
   return "/tmp/vcra-vppc-" + tag + "-" + std::to_string(::getpid()) + ".sock";
 }
 
-// Polls `cond` up to ~5 s (bounded), for state another thread changes.
-template <typename F>
-bool Eventually(F cond) {
-  for (int i = 0; i < 500; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using vcra::testing::WaitFor;
 
 class VppClientTest : public ::testing::Test {
  protected:
@@ -160,7 +153,7 @@ TEST_F(VppClientTest, WindowIsNeverExceededWhileVppIsStalled) {
     std::vector<Bytes> reqs(1000, EncodeBareRequest(ping, {}));
     res = c.CallMany(std::move(reqs), msg::kControlPingReply);
   });
-  EXPECT_TRUE(Eventually([&] { return c.max_in_flight_seen() == 64; }));
+  EXPECT_TRUE(WaitFor([&] { return c.max_in_flight_seen() == 64; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(c.max_in_flight_seen(), 64u);
   sim_->SetPaused(false);
@@ -186,7 +179,7 @@ TEST_F(VppClientTest, DisconnectIsUnavailableAndReconnectGetsNewIds) {
   ASSERT_TRUE(c.Connect().ok());
   uint16_t old_id = *c.MsgId(msg::kIpRouteAddDel);
   sim_->Restart();
-  EXPECT_TRUE(Eventually([&] { return !c.connected(); }));
+  EXPECT_TRUE(WaitFor([&] { return !c.connected(); }));
   auto r = c.Call(EncodeBareRequest(23, {}), msg::kControlPingReply);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   ASSERT_TRUE(c.Connect().ok());
@@ -218,7 +211,7 @@ TEST_F(VppClientTest, EventsGoToTheHandler) {
   r = c.Call(EncodeSwInterfaceSetFlags(*c.MsgId(msg::kSwInterfaceSetFlags), up),
              msg::kSwInterfaceSetFlagsReply);
   ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(WaitFor([&] {
     std::lock_guard l(mu);
     return !events.empty();
   }));
@@ -232,12 +225,12 @@ TEST_F(VppClientTest, EventsGoToTheHandler) {
 TEST_F(VppClientTest, CleanCloseSendsSockclntDelete) {
   VppClient c(Options());
   ASSERT_TRUE(c.Connect().ok());
-  EXPECT_TRUE(Eventually([&] { return sim_->connection_count() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return sim_->connection_count() == 1; }));
   uint64_t before = sim_->messages_handled();
   c.Close();
   EXPECT_FALSE(c.connected());
   EXPECT_EQ(sim_->messages_handled(), before + 1);  // the sockclnt_delete
-  EXPECT_TRUE(Eventually([&] { return sim_->connection_count() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return sim_->connection_count() == 0; }));
 }
 
 TEST_F(VppClientTest, ConnectToNothingIsUnavailable) {

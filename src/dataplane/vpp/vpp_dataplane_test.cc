@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "dataplane/vpp/sim/vpp_sim.h"
+#include "tests/support/wait.h"
 
 namespace vcra::dataplane::vpp {
 namespace {
@@ -49,14 +50,7 @@ void ExpectAllOk(const std::vector<OpResult>& res) {
   for (const OpResult& r : res) EXPECT_TRUE(r.status.ok()) << r.seq << ": " << r.status;
 }
 
-template <typename F>
-bool Eventually(F cond) {
-  for (int i = 0; i < 500; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using vcra::testing::WaitFor;
 
 class VppDataplaneTest : public ::testing::Test {
  protected:
@@ -386,7 +380,7 @@ class RealVpp {
       ::execl(bin.c_str(), bin.c_str(), "-c", conf.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    return Eventually([&] { return std::filesystem::exists(api_socket()); });
+    return WaitFor([&] { return std::filesystem::exists(api_socket()); });
   }
   std::string api_socket() const { return dir_ + "/api.sock"; }
 
@@ -417,7 +411,7 @@ TEST(VppDataplaneRealVpp, UpsertDumpDelete) {
   UplinkConfig u;
   u.name = "loop0";
   u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
-  ASSERT_TRUE(Eventually([&] { return dp.EnsureUplink(u).ok(); }));
+  ASSERT_TRUE(WaitFor([&] { return dp.EnsureUplink(u).ok(); }));
   ExpectAllOk(dp.Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")}));
   EXPECT_EQ(*dp.DumpOwnedRoutes(), std::vector<net::Route>{R("10.0.2.0/26", "172.16.0.2")});
   ExpectAllOk(dp.Apply(std::vector<RouteOp>{Upsert(2, "10.0.2.0/26", "172.16.0.9")}));
