@@ -12,22 +12,17 @@
 #include <vector>
 
 #include "calico/model.h"
+#include "calico/testdata.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
+using vcra::calico::ReadTestdata;
+
 constexpr int kInputs = 20000;
 // Mutations grow inputs; keep each one small enough that 20000 of them stay quick in Debug.
 constexpr size_t kMaxInputBytes = 8192;
-
-std::string ReadTestdata(const std::string& name) {
-  std::ifstream in(std::string(VCRA_TESTDATA_DIR) + "/" + name, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> SeedCorpus() {
   const std::string block = "/calico/ipam/v2/assignment/ipv4/block/";

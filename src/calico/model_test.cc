@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "calico/testdata.h"
+
 namespace vcra::calico {
 namespace {
 
@@ -27,14 +29,6 @@ IpPrefix Cidr(std::string_view text) {
   auto p = IpPrefix::Parse(text, /*strict=*/true);
   EXPECT_TRUE(p) << text;
   return p.value_or(IpPrefix());
-}
-
-std::string ReadTestdata(const std::string& name) {
-  std::ifstream in(std::string(VCRA_TESTDATA_DIR) + "/" + name, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void ExpectInvalid(const Status& s, std::string_view needle) {
