@@ -39,7 +39,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -76,6 +75,7 @@
 #include "dataplane/vpp/wire.h"
 #include "datastore/etcd_client.h"
 #include "net/ip.h"
+#include "tests/support/child_process.h"
 #include "tests/support/etcd_server.h"
 
 #ifndef VCRA_AGENT_BINARY
@@ -202,45 +202,6 @@ std::string FindTool(const std::string& name) {
   return "";
 }
 
-// Forks and execs argv[0] with stdout and stderr to `log_file` (or /dev/null), dying with us.
-StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& args, const std::string& log_file) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const char* out_path = log_file.empty() ? "/dev/null" : log_file.c_str();
-  int out_fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (out_fd < 0) return absl::InternalError(fmt::format("open {}: {}", out_path, strerror(errno)));
-  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) {
-    close(out_fd);
-    return absl::InternalError(fmt::format("open /dev/null: {}", strerror(errno)));
-  }
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(out_fd);
-    close(null_fd);
-    return absl::InternalError(fmt::format("fork: {}", strerror(errno)));
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    dup2(null_fd, 0);
-    dup2(out_fd, 1);
-    dup2(out_fd, 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(out_fd);
-  close(null_fd);
-  return pid;
-}
-
 // Waits for `pid` until `deadline`; SIGKILL after it. Returns the exit code (128+sig if killed).
 int WaitProcess(pid_t pid, Steady::time_point deadline) {
   int status = 0;
@@ -268,7 +229,7 @@ int WaitProcess(pid_t pid, Steady::time_point deadline) {
 StatusOr<int> RunCommand(const std::vector<std::string>& args,
                          std::chrono::milliseconds timeout = std::chrono::seconds(60),
                          const std::string& log_file = "") {
-  ASSIGN_OR_RETURN(pid_t pid, SpawnProcess(args, log_file));
+  ASSIGN_OR_RETURN(pid_t pid, testing::SpawnChild(args, log_file, /*own_process_group=*/false));
   // The whole timeout even past the overall deadline: a command is short, and cut-off setup or
   // cleanup would leave things half done.
   return WaitProcess(pid, Steady::now() + timeout);
@@ -320,7 +281,7 @@ class AgentProcess {
  public:
   static StatusOr<std::unique_ptr<AgentProcess>> Start(const std::vector<std::string>& args,
                                                        const std::string& log_file) {
-    ASSIGN_OR_RETURN(pid_t pid, SpawnProcess(args, log_file));
+    ASSIGN_OR_RETURN(pid_t pid, testing::SpawnChild(args, log_file, /*own_process_group=*/false));
     return std::unique_ptr<AgentProcess>(new AgentProcess(pid, log_file));
   }
   ~AgentProcess() {

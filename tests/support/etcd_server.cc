@@ -1,10 +1,8 @@
 #include "tests/support/etcd_server.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "tests/support/child_process.h"
 
 namespace vcra::testing {
 
@@ -194,43 +193,7 @@ Status EtcdServer::Spawn(Member& m) {
   }
   for (const auto& a : options_.extra_args) args.push_back(a);
 
-  // Everything the child needs is prepared here: between fork and exec in a threaded process
-  // only async-signal-safe calls are allowed.
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int log_fd = open(m.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return absl::InternalError(absl::StrCat("open ", m.log_file, ": ", std::strerror(errno)));
-  }
-  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) {
-    close(log_fd);
-    return absl::InternalError(absl::StrCat("open /dev/null: ", std::strerror(errno)));
-  }
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(log_fd);
-    close(null_fd);
-    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-  }
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the test died before prctl took effect
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  setpgid(pid, pid);  // also from here, so a kill(-pid) right away cannot miss
-  close(log_fd);
-  close(null_fd);
+  ASSIGN_OR_RETURN(pid_t pid, SpawnChild(std::move(args), m.log_file, /*own_process_group=*/true));
   m.pid = pid;
   return absl::OkStatus();
 }
