@@ -15,6 +15,20 @@ std::string_view OpTypeName(dataplane::OpType t) {
   return t == dataplane::OpType::kUpsert ? "upsert" : "delete";
 }
 
+enum class OpResultKind : uint8_t { kOk, kUnavailable, kError };
+
+std::string_view OpResultName(OpResultKind kind) {
+  switch (kind) {
+    case OpResultKind::kOk:
+      return "ok";
+    case OpResultKind::kUnavailable:
+      return "unavailable";
+    case OpResultKind::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
 std::vector<net::IpAddress> AddressesOf(const dataplane::UplinkConfig& uplink) {
   std::vector<net::IpAddress> out;
   for (const auto& p : uplink.addresses) out.push_back(p.address());
@@ -302,13 +316,17 @@ void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
                         std::vector<dataplane::OpResult> results) {
   batch_in_flight_ = false;
   auto now = clock_.Now();
+  // An upsert that finds no device (ENODEV) means the uplink was deleted and maybe re-created
+  // with a new index: reconnecting re-runs EnsureUplink.
+  bool device_gone = false;
   for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
     const auto& op = ops[i];
     const auto& result = results[i];
-    std::string result_label = result.status.ok()                   ? "ok"
-                               : absl::IsUnavailable(result.status) ? "unavailable"
-                                                                    : "error";
-    ++op_counts_[fmt::format("op=\"{}\",result=\"{}\"", OpTypeName(op.type), result_label)];
+    OpResultKind kind = result.status.ok()                   ? OpResultKind::kOk
+                        : absl::IsUnavailable(result.status) ? OpResultKind::kUnavailable
+                                                             : OpResultKind::kError;
+    ++op_counts_[static_cast<size_t>(op.type)][static_cast<size_t>(kind)];
+    device_gone |= op.type == dataplane::OpType::kUpsert && absl::IsNotFound(result.status);
     if (result.status.ok()) {
       auto seen = change_seen_at_.find(op.route.dst);
       if (seen != change_seen_at_.end()) {
@@ -323,13 +341,8 @@ void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
     }
   }
   bool lost = reconciler_.OnResults(results, now);
-  // An upsert that finds no device (ENODEV) means the uplink was deleted and maybe re-created
-  // with a new index: reconnecting re-runs EnsureUplink. At most every 30 s, so a route that
-  // fails this way for another reason cannot spin the connection.
-  bool device_gone = false;
-  for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
-    device_gone |= ops[i].type == dataplane::OpType::kUpsert && absl::IsNotFound(results[i].status);
-  }
+  // At most every 30 s, so a route that fails this way for another reason cannot spin the
+  // connection.
   if (!lost && device_gone && now - last_uplink_recheck_ > std::chrono::seconds(30)) {
     last_uplink_recheck_ = now;
     lost = true;
@@ -589,7 +602,13 @@ AgentStatus Agent::BuildStatus(bool details) const {
   s.routes_failing = reconciler_.failing_count();
   s.last_errors = last_errors_;
   s.reconciler = reconciler_.stats();
-  s.op_counts = op_counts_;
+  for (auto type : {dataplane::OpType::kUpsert, dataplane::OpType::kDelete}) {
+    for (auto kind : {OpResultKind::kOk, OpResultKind::kUnavailable, OpResultKind::kError}) {
+      uint64_t n = op_counts_[static_cast<size_t>(type)][static_cast<size_t>(kind)];
+      if (n == 0) continue;
+      s.op_counts[fmt::format("op=\"{}\",result=\"{}\"", OpTypeName(type), OpResultName(kind))] = n;
+    }
+  }
   if (!details) return s;
   auto failures = reconciler_.Failures();
   for (const auto& [dst, route] : reconciler_.desired()) {

@@ -10,6 +10,7 @@
 // are thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -142,7 +143,8 @@ class Agent {
   TimePoint last_progress_log_{};
   TimePoint last_uplink_recheck_{};
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
-  std::map<std::string, uint64_t> op_counts_;
+  // [OpType][OpResultKind in agent.cc]; labelled only when rendered, not on every op.
+  std::array<std::array<uint64_t, 3>, 2> op_counts_{};
   std::vector<std::string> last_errors_;
   std::vector<net::IpPrefix> uplink_addresses_;  // as the dataplane last reported them
 

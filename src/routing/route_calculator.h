@@ -45,6 +45,7 @@ struct RouteIntent {
   std::string node;
   std::string block_key;
   IntentKind kind = IntentKind::kBlock;
+  friend auto operator<=>(const RouteIntent&, const RouteIntent&) = default;
   friend bool operator==(const RouteIntent&, const RouteIntent&) = default;
 };
 
