@@ -44,12 +44,7 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane)
     : config_(std::move(config)),
       dataplane_(std::move(dataplane)),
-      calculator_({config_.node_name, AddressesOf(config_.uplink)}) {
-  if (!config_.block_prefix.empty() && config_.block_prefix.front() != '/')
-    config_.block_prefix.insert(config_.block_prefix.begin(), '/');
-  if (!config_.block_prefix.empty() && config_.block_prefix.back() != '/')
-    config_.block_prefix.push_back('/');
-}
+      calculator_({config_.node_name, AddressesOf(config_.uplink)}) {}
 
 Agent::~Agent() {
   if (watcher_) watcher_->Stop();
@@ -58,6 +53,7 @@ Agent::~Agent() {
 }
 
 Status Agent::Run() {
+  ASSIGN_OR_RETURN(config_.block_prefix, calico::NormalizeBlockPrefix(config_.block_prefix));
   std::vector<std::string> prefixes = {config_.block_prefix};
   if (config_.peer_mode != PeerMode::kCalicoNodes) prefixes.emplace_back(calico::kPeerPrefix);
   if (config_.peer_mode != PeerMode::kPeerKeys) prefixes.emplace_back(calico::kNodePrefix);

@@ -179,15 +179,8 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
     if (dataplane_option->count() == 0 && std::getenv("VCRA_DATAPLANE") == nullptr)
       o.dataplane = "vpp";
   }
-  // The prototype's prefix named the IPv4 block directory without slashes; anything that is not
-  // under Calico's assignment tree would watch nothing useful.
-  std::string normalized = o.agent.block_prefix;
-  if (normalized.empty() || normalized.front() != '/') normalized.insert(normalized.begin(), '/');
-  if (normalized.rfind(std::string(calico::kBlockPrefix), 0) != 0 &&
-      std::string(calico::kBlockPrefix).rfind(normalized, 0) != 0)
-    return absl::InvalidArgumentError("block prefix must be under " +
-                                      std::string(calico::kBlockPrefix) + ": " +
-                                      o.agent.block_prefix);
+  // The prototype's prefix named the IPv4 block directory without slashes.
+  ASSIGN_OR_RETURN(o.agent.block_prefix, calico::NormalizeBlockPrefix(o.agent.block_prefix));
 
   o.agent.etcd.endpoints = SplitCommas(endpoints);
   if (o.agent.etcd.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");

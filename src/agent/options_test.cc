@@ -35,7 +35,7 @@ TEST(OptionsTest, PrototypePositionalForm) {
   auto o = Parse({"--nodename", "host-a", "calico/ipam/v2/assignment/ipv4/block", "1", "172.16.0.1",
                   "24", "http", "127.0.0.1", "2379", "root", "secret"});
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(o->agent.block_prefix, "calico/ipam/v2/assignment/ipv4/block");
+  EXPECT_EQ(o->agent.block_prefix, "/calico/ipam/v2/assignment/ipv4/block/");
   ASSERT_TRUE(o->agent.uplink.index);
   EXPECT_EQ(*o->agent.uplink.index, 1u);
   EXPECT_EQ(o->agent.uplink.addresses[0].ToString(), "172.16.0.1/24");
@@ -71,6 +71,8 @@ TEST(OptionsTest, RejectsBadInput) {
   EXPECT_FALSE(Parse({"--nodename", "a"}).ok()) << "uplink required";
   EXPECT_FALSE(Parse({"--nodename", "a", "x", "y"}).ok()) << "incomplete positional form";
   EXPECT_FALSE(Parse({"--nodename", "a", "/etc/passwd", "eth0", "10.0.0.1", "24"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--block-prefix", "/calico/"}).ok())
+      << "a prefix wider than the assignment tree would read Nodes and pools as blocks";
   EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--route-protocol", "2"}).ok())
       << "kernel-reserved protocol numbers are refused";
   EXPECT_FALSE(Parse({"--bogus"}).ok());

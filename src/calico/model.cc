@@ -24,6 +24,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace vcra::calico {
 namespace {
 
@@ -342,6 +344,17 @@ bool IsValidNodeName(std::string_view name) {
     start = end + 1;
   }
   return true;
+}
+
+StatusOr<std::string> NormalizeBlockPrefix(std::string_view prefix) {
+  std::string out(prefix);
+  if (out.empty() || out.front() != '/') out.insert(out.begin(), '/');
+  if (out.back() != '/') out.push_back('/');
+  if (out.rfind(kBlockPrefix, 0) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block prefix must be under ", std::string(kBlockPrefix), ": '", std::string(prefix), "'"));
+  }
+  return out;
 }
 
 StatusOr<net::IpPrefix> ParseBlockKey(std::string_view key) {

@@ -35,6 +35,11 @@ bool IsValidNodeName(std::string_view name);
 // written as '-'. The key must be exactly what BlockKey() writes (the leading '/' is optional), so
 // that no two keys can name the same CIDR.
 StatusOr<net::IpPrefix> ParseBlockKey(std::string_view key);
+
+// A prefix to watch for blocks, as given on a command line ("calico/ipam/v2/assignment/ipv4/block"
+// in the 2016 prototype's form): returned with a leading and a trailing '/'. It must lie under
+// kBlockPrefix; anything wider would also match Node, pool and other keys as blocks.
+StatusOr<std::string> NormalizeBlockPrefix(std::string_view prefix);
 std::string BlockKey(const net::IpPrefix& cidr);
 
 enum class AffinityType : uint8_t {

@@ -846,3 +846,19 @@ TEST(DatastoreReadyTest, RejectsWrongTypes) {
 
 }  // namespace
 }  // namespace vcra::calico
+
+namespace vcra::calico {
+namespace {
+
+TEST(NormalizeBlockPrefixTest, AddsSlashesAndStaysUnderTheAssignmentTree) {
+  EXPECT_EQ(*NormalizeBlockPrefix("calico/ipam/v2/assignment/ipv4/block"),
+            "/calico/ipam/v2/assignment/ipv4/block/");
+  EXPECT_EQ(*NormalizeBlockPrefix("/calico/ipam/v2/assignment/"), "/calico/ipam/v2/assignment/");
+  EXPECT_EQ(*NormalizeBlockPrefix("/calico/ipam/v2/assignment"), "/calico/ipam/v2/assignment/");
+  EXPECT_FALSE(NormalizeBlockPrefix("/calico/").ok());
+  EXPECT_FALSE(NormalizeBlockPrefix("").ok());
+  EXPECT_FALSE(NormalizeBlockPrefix("/etc/passwd").ok());
+}
+
+}  // namespace
+}  // namespace vcra::calico

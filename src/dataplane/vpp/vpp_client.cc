@@ -354,10 +354,17 @@ StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uin
   if (Status st = WriteAll(*conn, out); !st.ok()) {
     std::lock_guard lock(mu_);
     if (!conn->broken) {
-      conn->broken = true;
+      conn->broken = true;  // nothing more is sent on this connection
       conn->broken_status = absl::UnavailableError(st.message());
     }
-    FailAllLocked(*conn, conn->broken_status);
+    // Only this request, which never fully left, fails here. The replies to those sent before
+    // may still sit in our receive buffer (VPP answered, then closed): the reader resolves them,
+    // then fails the rest at EOF, so an op VPP confirmed is reported as done.
+    if (auto it = std::find(conn->pending.begin(), conn->pending.end(), p);
+        it != conn->pending.end()) {
+      conn->pending.erase(it);
+    }
+    if (!p->done) p->Finish(conn->broken_status);
     cv_.notify_all();
   }
   return p;
