@@ -46,7 +46,9 @@ Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane
       dataplane_(std::move(dataplane)),
       calculator_({config_.node_name, AddressesOf(config_.uplink)}) {}
 
-Agent::~Agent() {
+Agent::~Agent() { StopThreads(); }
+
+void Agent::StopThreads() {
   if (watcher_) watcher_->Stop();
   if (dataplane_worker_) dataplane_worker_->Stop();
   if (publisher_) publisher_->Stop();
@@ -93,9 +95,7 @@ Status Agent::Run() {
   running_ = true;
   loop_.Run();
   running_ = false;
-  watcher_->Stop();
-  if (dataplane_worker_) dataplane_worker_->Stop();
-  if (publisher_) publisher_->Stop();
+  StopThreads();
   if (!fatal_status_.ok()) return fatal_status_;
   LOG_INFO("agent stopped; routes left in place");
   return absl::OkStatus();
@@ -126,7 +126,6 @@ void Agent::OnSnapshot(datastore::Snapshot&& snapshot) {
   auto started = clock_.Now();
   ++metrics_.etcd_snapshots;
   etcd_connected_ = true;
-  etcd_revision_ = snapshot.revision;
   auto changes = kv_cache_.ApplySnapshot(snapshot);
   LOG_INFO("etcd listing at revision {}: {} keys, {} differences to apply", snapshot.revision,
            snapshot.kvs.size(), changes.size());
@@ -152,7 +151,6 @@ void Agent::OnChanges(std::vector<datastore::Change>&& changes) {
   for (const auto& change : changes) {
     if (!kv_cache_.Apply(change)) continue;  // duplicate delivery after a reconnect
     ++metrics_.etcd_events;
-    etcd_revision_ = std::max(etcd_revision_, change.revision);
     HandleChange(change);
   }
   FlushDeltas();
@@ -590,7 +588,7 @@ AgentStatus Agent::BuildStatus(bool details) const {
   s.first_programming_done = first_programming_done_;
   s.datastore_ready = datastore_ready_;
   s.peer_published = peer_published_;
-  s.etcd_revision = etcd_revision_;
+  s.etcd_revision = kv_cache_.revision();
   s.blocks = calculator_.block_count();
   s.routes_desired = reconciler_.desired_count();
   s.routes_programmed = reconciler_.programmed_count();

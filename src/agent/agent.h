@@ -105,6 +105,8 @@ class Agent {
   void PushPoolsToDataplane();
   void PublishPeerAddresses();
   void RecordError(std::string error);
+  // Stops the etcd watcher and the worker threads (idempotent); routes stay.
+  void StopThreads();
   void PrintDryRunAndStop();
   AgentStatus BuildStatus(bool details) const;
   void UpdateReady();
@@ -134,7 +136,6 @@ class Agent {
   bool first_programming_done_ = false;
   bool peer_published_ = false;
   bool publishing_ = false;
-  int64_t etcd_revision_ = 0;
   uint64_t retry_timer_ = 0;
   uint64_t resync_timer_ = 0;
   uint64_t probe_timer_ = 0;
