@@ -8,6 +8,7 @@
 # itself and configures nothing in this machine's own. Without root it is SKIPPED (exit 77) and
 # only the VPP simulator part runs.
 set -euo pipefail
+source "$(dirname "$0")/lib/as_root.sh"  # before cd: it may re-run "$0" through sudo
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh >&2

@@ -10,6 +10,7 @@
 #                                     uplink an af_packet interface on the host's eth0; this path
 #                                     has not been run here, where no VPP is packaged)
 set -euo pipefail
+source "$(dirname "$0")/lib/as_root.sh"  # before cd: it may re-run "$0" through sudo
 cd "$(dirname "$0")/.."
 DATAPLANE=linux
 if [[ ${1:-} == --dataplane ]]; then DATAPLANE=${2:-}; fi

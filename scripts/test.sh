@@ -2,6 +2,7 @@
 # The whole test suite, as CI runs it: install, build twice (optimised, and ASan+UBSan),
 # clang-format check, then every ctest test in both builds.
 set -euo pipefail
+source "$(dirname "$0")/lib/as_root.sh"  # before cd: it may re-run "$0" through sudo
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 
