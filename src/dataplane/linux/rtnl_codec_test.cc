@@ -303,7 +303,7 @@ TEST(PutRoute, UpsertRoundTripsThroughTheParser) {
   RouteOwner owner{kProto, 1000, 0};
   std::vector<uint32_t> buf(kMaxRequestBytes);
   net::Route v6{Prefix("fd00:244:2::/122"), Ip("fd00:99::2")};
-  size_t len = PutRouteUpsert(buf.data(), 9, v6, 3, owner);
+  size_t len = PutRouteWrite(buf.data(), 9, v6, 3, owner, RouteWrite::kReplace);
   ASSERT_LE(len, kMaxRequestBytes);
   auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());
   EXPECT_EQ(nlh->nlmsg_len, len);
