@@ -45,7 +45,7 @@ const char* ErrnoText(int error) {
 }  // namespace
 
 struct NetlinkDataplane::Pending {
-  std::unordered_map<uint32_t, size_t> by_seq;  // message seq -> index in the ops
+  std::unordered_map<uint32_t, Write> by_seq;  // message seq -> what it writes
 };
 
 NetlinkDataplane::NetlinkDataplane(NetlinkDataplaneConfig config)
@@ -356,6 +356,7 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
     size_t len = rtnl::PutRouteDump(send_buf_.data(), filter.seq, family);
     RETURN_IF_ERROR(Send(send_buf_.data(), len));
     std::vector<net::Route> routes;
+    std::vector<uint32_t> metrics;
     bool interrupted = false;
     bool done = false;
     for (int i = 0; i < kMaxDatagramsPerAnswer && !done; ++i) {
@@ -365,9 +366,11 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
         if (absl::IsDataLoss(chunk.status())) Disconnect();  // framing lost mid-dump
         return Status(chunk.status().code(), absl::StrCat(what, ": ", chunk.status().message()));
       }
-      for (net::Route& r : chunk->routes) {
+      for (size_t k = 0; k < chunk->routes.size(); ++k) {
         // A kernel without this family answers with its all-family dump: keep ours only.
-        if (r.dst.family() == family) routes.push_back(r);
+        if (chunk->routes[k].dst.family() != family) continue;
+        routes.push_back(chunk->routes[k]);
+        metrics.push_back(chunk->metrics[k]);
       }
       interrupted |= chunk->interrupted;
       done = chunk->done;
@@ -376,13 +379,42 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
       Disconnect();
       return absl::UnavailableError(absl::StrCat(what, ": never completed"));
     }
-    if (!interrupted) return routes;
+    if (!interrupted) return SeparateStaleMetrics(family, routes, metrics);
     if (attempt == kDumpAttempts) {
       return absl::AbortedError(
           absl::StrCat(what, ": interrupted by concurrent changes ", kDumpAttempts, " times"));
     }
     LOG_DEBUG("netlink: {} interrupted, restarting", what);
   }
+}
+
+std::vector<net::Route> NetlinkDataplane::SeparateStaleMetrics(
+    net::Family family, const std::vector<net::Route>& routes,
+    const std::vector<uint32_t>& metrics) {
+  std::erase_if(stale_metrics_, [&](const auto& entry) { return entry.first.family() == family; });
+  const uint32_t current = rtnl::KernelMetric(family, config_.route_metric);
+  std::unordered_map<net::IpPrefix, net::Route> current_routes;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (metrics[i] == current) {
+      current_routes.emplace(routes[i].dst, routes[i]);
+    } else {
+      stale_metrics_[routes[i].dst].push_back(metrics[i]);
+    }
+  }
+  // A prefix with a route of ours at an old metric is reported with no gateway, as drift: the
+  // caller then upserts it (or deletes it) and Apply removes the old route once that succeeded.
+  const net::IpAddress none =
+      family == net::Family::kV4 ? net::IpAddress() : *net::IpAddress::Parse("::");
+  for (const auto& [dst, old_metrics] : stale_metrics_) {
+    if (dst.family() != family) continue;
+    LOG_INFO("netlink: our route {} at old metric {} (now {}): to be replaced", dst.ToString(),
+             old_metrics.front(), current);
+    current_routes[dst] = net::Route{dst, none};
+  }
+  std::vector<net::Route> reported;
+  reported.reserve(current_routes.size());
+  for (auto& [dst, route] : current_routes) reported.push_back(route);
+  return reported;
 }
 
 StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpOwnedRoutes() {
@@ -416,7 +448,30 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
     }
   }
   if (!contested.empty()) ResolveContested(contested, ops, results);
+  if (!stale_metrics_.empty()) RemoveStaleMetrics(ops, results);
   return results;
+}
+
+void NetlinkDataplane::RemoveStaleMetrics(std::span<const RouteOp> ops,
+                                          std::vector<OpResult>& results) {
+  // Only after the op itself succeeded: an upsert's route at the current metric is in place
+  // before the old one goes, so traffic never lacks a route.
+  std::vector<Write> writes;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!results[i].status.ok()) continue;
+    auto it = stale_metrics_.find(ops[i].route.dst);
+    if (it == stale_metrics_.end()) continue;
+    for (uint32_t metric : it->second) writes.push_back({i, WriteKind::kDeleteStale, metric});
+  }
+  if (writes.empty()) return;
+  SendWrites(writes, ops, results);
+  for (const Write& w : writes) {
+    if (results[w.op].status.ok()) {
+      LOG_INFO("netlink: removed our route {} at old metric {}", ops[w.op].route.dst.ToString(),
+               w.metric);
+      stale_metrics_.erase(ops[w.op].route.dst);
+    }
+  }
 }
 
 Status NetlinkDataplane::RefuseUnwritable(const RouteOp& op) const {
@@ -465,8 +520,16 @@ void NetlinkDataplane::SendWrites(std::span<const Write> writes, std::span<const
       case WriteKind::kDelete:
         used += rtnl::PutRouteDelete(at, seq, r.dst, owner);
         break;
+      case WriteKind::kDeleteStale: {
+        // IPv4 cannot name metric 0 in a delete (0 matches any metric), but the kernel then
+        // removes our lowest-metric route of the prefix: the metric-0 one.
+        rtnl::RouteOwner stale = owner;
+        stale.metric = w.metric;
+        used += rtnl::PutRouteDelete(at, seq, r.dst, stale);
+        break;
+      }
     }
-    pending.by_seq[seq] = w.op;
+    pending.by_seq[seq] = w;
     if (pending.by_seq.size() >= kMaxMessagesPerSend ||
         used + rtnl::kMaxRequestBytes > kMaxSendBytes) {
       FlushChunk(used, pending, ops, results);
@@ -552,9 +615,9 @@ StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> NetlinkDataplane::
 bool NetlinkDataplane::FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
                                   std::vector<OpResult>& results) {
   auto fail_pending = [&](const Status& why) {
-    for (const auto& [seq, index] : pending.by_seq) {
-      results[index].status =
-          absl::UnavailableError(absl::StrCat(OpText(ops[index]), ": ", why.message()));
+    for (const auto& [seq, write] : pending.by_seq) {
+      results[write.op].status =
+          absl::UnavailableError(absl::StrCat(OpText(ops[write.op]), ": ", why.message()));
     }
     pending.by_seq.clear();
     return false;
@@ -578,11 +641,18 @@ bool NetlinkDataplane::FlushChunk(size_t bytes, Pending& pending, std::span<cons
         LOG_DEBUG("netlink: ignoring ack for unknown seq {}", ack.seq);
         continue;
       }
-      const RouteOp& op = ops[it->second];
-      Status& status = results[it->second].status;
-      if (ack.error == 0 ||
-          (op.type == OpType::kDelete && (ack.error == ENOENT || ack.error == ESRCH))) {
-        status = Status();
+      const Write& write = it->second;
+      const RouteOp& op = ops[write.op];
+      Status& status = results[write.op].status;
+      const bool deletes =
+          write.kind == WriteKind::kDelete || write.kind == WriteKind::kDeleteStale;
+      if (ack.error == 0 || (deletes && (ack.error == ENOENT || ack.error == ESRCH))) {
+        if (write.kind != WriteKind::kDeleteStale) status = Status();
+      } else if (write.kind == WriteKind::kDeleteStale) {
+        // The op is not done while a route of ours at an old metric remains: it is retried.
+        status = rtnl::ErrnoStatus(
+            ack.error, absl::StrCat(OpText(op), ": remove our route at old metric ", write.metric),
+            ack.kernel_message);
       } else {
         status = rtnl::ErrnoStatus(ack.error, OpText(op), ack.kernel_message);
       }

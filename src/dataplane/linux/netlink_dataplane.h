@@ -114,10 +114,12 @@ class NetlinkDataplane final : public Dataplane {
 
  private:
   struct Pending;
-  enum class WriteKind { kCreate, kReplace, kDelete };
+  // kDeleteStale removes our route of the op's prefix at an old metric (`metric`).
+  enum class WriteKind { kCreate, kReplace, kDelete, kDeleteStale };
   struct Write {
     size_t op;  // index in Apply's ops
     WriteKind kind;
+    uint32_t metric = 0;
   };
 
   uint32_t NextSeq();
@@ -156,6 +158,14 @@ class NetlinkDataplane final : public Dataplane {
   // belong to.
   StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> FindKeyHolders(
       net::Family family, const std::unordered_set<net::IpPrefix>& wanted);
+  // After a successful upsert or delete of a prefix that has routes of ours at an old metric
+  // (route_metric changed), removes those; their failure fails the op, so it is retried.
+  void RemoveStaleMetrics(std::span<const RouteOp> ops, std::vector<OpResult>& results);
+  // The dump's answer: routes at the current metric as they are; a prefix with routes of ours
+  // at other metrics is remembered in stale_metrics_ and reported with no gateway (drift).
+  std::vector<net::Route> SeparateStaleMetrics(net::Family family,
+                                               const std::vector<net::Route>& routes,
+                                               const std::vector<uint32_t>& metrics);
   // Sends one chunk of encoded ops and records their results; false once the socket broke.
   bool FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
                   std::vector<OpResult>& results);
@@ -166,6 +176,8 @@ class NetlinkDataplane final : public Dataplane {
   uint32_t seq_ = 0;
   std::optional<uint32_t> uplink_index_;
   std::vector<net::IpPrefix> uplink_addresses_;
+  // Prefixes with routes of ours at metrics other than the configured one (the last dump's).
+  std::unordered_map<net::IpPrefix, std::vector<uint32_t>> stale_metrics_;
   std::vector<uint8_t> send_buf_;
   std::vector<uint8_t> recv_buf_;
 };

@@ -472,6 +472,66 @@ TEST_F(NetlinkDataplaneTest, RouteMetricOfOurOwnLivesBesideTheForeignRoute) {
   EXPECT_EQ(ForeignSnapshot(), before);
 }
 
+TEST_F(NetlinkDataplaneTest, RoutesOfOursAtAnOldMetricAreReplacedThenRemoved) {
+  EnsureTestUplink();
+  std::vector<RouteOp> ops = {Upsert(1, "10.2.0.0/26", "10.99.0.2"),
+                              Upsert(2, "fd00:2::/122", "fd00:99::2"),
+                              Upsert(3, "10.2.1.0/26", "10.99.0.2")};
+  ExpectAllOk(dp_->Apply(ops), ops);  // at the default metric (IPv4 0, IPv6 1024)
+  ASSERT_EQ(Sh("ip route add 10.2.0.0/26 via 10.99.0.9 proto static metric 50"), 0);  // not ours
+
+  // Restarted with --route-metric 50: the old routes are reported as drift (no gateway)...
+  NetlinkDataplaneConfig config;
+  config.route_metric = 50;
+  auto metric50 = std::make_unique<NetlinkDataplane>(config);
+  ASSERT_TRUE(metric50->Connect().ok());
+  ASSERT_TRUE(metric50->EnsureUplink(ByName("uplink0", kUplinkAddresses)).ok());
+  StatusOr<std::vector<net::Route>> seen = metric50->DumpOwnedRoutes();
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_EQ(seen->size(), 3u);
+  for (const net::Route& r : *seen) EXPECT_TRUE(r.gateway.IsUnspecified()) << r.ToString();
+
+  // ...so the reconciler upserts the wanted ones and deletes the unwanted one: the new route
+  // first, then the old one goes. The static route at metric 50 is a conflict and stays.
+  std::vector<RouteOp> resync = {Upsert(4, "10.2.0.0/26", "10.99.0.2"),
+                                 Upsert(5, "fd00:2::/122", "fd00:99::2"), Delete(6, "10.2.1.0/26")};
+  std::vector<OpResult> results = metric50->Apply(resync);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].status.code(), absl::StatusCode::kAlreadyExists) << results[0].status;
+  EXPECT_TRUE(results[1].status.ok()) << results[1].status;
+  EXPECT_TRUE(results[2].status.ok()) << results[2].status;
+  EXPECT_THAT(Out("ip -o -6 route show proto 212"),
+              HasSubstr("fd00:2::/122 via fd00:99::2 dev uplink0 metric 50"));
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212")), 1);
+  EXPECT_THAT(Out("ip -o route show 10.2.1.0/26"), Not(HasSubstr("proto 212")));
+  // The conflicted prefix keeps our old route until ours can be written: never a gap.
+  EXPECT_THAT(Out("ip -o route show proto 212"), HasSubstr("10.2.0.0/26 via 10.99.0.2"));
+  EXPECT_THAT(Out("ip -o route show 10.2.0.0/26"), HasSubstr("proto static metric 50"));
+
+  // Once the static route goes, the retry installs ours at 50 and removes the one at 0.
+  ASSERT_EQ(Sh("ip route del 10.2.0.0/26 proto static metric 50"), 0);
+  std::vector<RouteOp> retry = {resync[0]};
+  ExpectAllOk(metric50->Apply(retry), retry);
+  EXPECT_EQ(Out("ip -o route show proto 212"),
+            "10.2.0.0/26 via 10.99.0.2 dev uplink0 metric 50 \n");
+  seen = metric50->DumpOwnedRoutes();
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_THAT(*seen,
+              UnorderedElementsAreArray(std::vector<net::Route>{ops[0].route, ops[1].route}));
+
+  // And back to the default metric: IPv4's old route at 50 goes after the new one at 0.
+  ASSERT_TRUE(dp_->Connect().ok());
+  ASSERT_EQ(Dump().size(), 2u);
+  std::vector<RouteOp> back = {Upsert(7, "10.2.0.0/26", "10.99.0.2"),
+                               Upsert(8, "fd00:2::/122", "fd00:99::2")};
+  ExpectAllOk(dp_->Apply(back), back);
+  EXPECT_EQ(Out("ip -o route show proto 212"), "10.2.0.0/26 via 10.99.0.2 dev uplink0 \n");
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212"), "metric 1024"), 1);
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212")), 1);
+  EXPECT_THAT(Dump(),
+              UnorderedElementsAreArray(std::vector<net::Route>{back[0].route, back[1].route}));
+}
+
 TEST_F(NetlinkDataplaneTest, GatewayChangesOfManyRoutesReplaceOurs) {
   // Every upsert of an existing route of ours meets EEXIST first, then is replaced: in batches
   // larger than one send.

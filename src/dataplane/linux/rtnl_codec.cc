@@ -299,7 +299,7 @@ StatusOr<WalkResult> WalkReplies(std::span<const uint8_t> datagram, uint32_t seq
 }
 
 StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
-                                                      const RouteFilter& filter) {
+                                                      const RouteFilter& filter, uint32_t* metric) {
   if (nlh.nlmsg_type != RTM_NEWROUTE) return std::optional<net::Route>();
   if (nlh.nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(rtmsg))) {
     return absl::DataLossError(absl::StrCat("route message too short: ", nlh.nlmsg_len));
@@ -345,6 +345,9 @@ StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
     LOG_DEBUG("netlink: skipping route {}/{} with our protocol but no gateway", dst->ToString(),
               rtm->rtm_dst_len);
     return std::optional<net::Route>();
+  }
+  if (metric != nullptr) {
+    *metric = table.attrs[RTA_PRIORITY] ? mnl_attr_get_u32(table.attrs[RTA_PRIORITY]) : 0;
   }
   net::Route route{net::IpPrefix(*dst, rtm->rtm_dst_len), *gateway};
   if (filter.uplink_index && table.attrs[RTA_OIF] != nullptr &&
@@ -487,12 +490,14 @@ StatusOr<RouteDumpChunk> ParseRouteDump(std::span<const uint8_t> datagram,
                                         const RouteFilter& filter) {
   RouteDumpChunk chunk;
   auto walk = WalkReplies(datagram, filter.seq, filter.portid, [&](const nlmsghdr& nlh) {
-    StatusOr<std::optional<net::Route>> route = ParseRouteMessage(nlh, filter);
+    uint32_t metric = 0;
+    StatusOr<std::optional<net::Route>> route = ParseRouteMessage(nlh, filter, &metric);
     if (!route.ok()) {
       ++chunk.malformed;
       LOG_WARN("netlink: skipping undecodable route message: {}", route.status().ToString());
     } else if (route->has_value()) {
       chunk.routes.push_back(**route);
+      chunk.metrics.push_back(metric);
     }
     return Status();
   });

@@ -99,6 +99,7 @@ struct RouteFilter {
 
 struct RouteDumpChunk {
   std::vector<net::Route> routes;  // owned routes only
+  std::vector<uint32_t> metrics;   // metrics[i]: routes[i]'s RTA_PRIORITY (0 when absent)
   bool done = false;               // NLMSG_DONE seen: the dump is complete
   bool interrupted = false;        // see WalkResult
   int malformed = 0;               // route messages skipped because they could not be decoded
@@ -112,8 +113,10 @@ StatusOr<RouteDumpChunk> ParseRouteDump(std::span<const uint8_t> datagram,
 
 // The verdict on one route message (exposed for tests): a route, or nullopt when it is not ours
 // or not representable. Errors: the message cannot be decoded.
+// `metric`, when given, receives the route's RTA_PRIORITY (0 when absent).
 StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
-                                                      const RouteFilter& filter);
+                                                      const RouteFilter& filter,
+                                                      uint32_t* metric = nullptr);
 
 // Any route of a dump, whoever it belongs to: what finding the holder of a kernel key and
 // describing it need.

@@ -49,6 +49,7 @@ class Datagram {
     uint8_t type = RTN_UNICAST;
     uint32_t oif = 2;
     bool multipath = false;
+    uint32_t metric = 0;  // RTA_PRIORITY when non-zero
   };
   void Route(const RouteSpec& r) {
     nlmsghdr* nlh = Begin(RTM_NEWROUTE);
@@ -67,6 +68,7 @@ class Datagram {
       mnl_attr_put(nlh, RTA_MULTIPATH, sizeof nexthops, nexthops);
     }
     mnl_attr_put_u32(nlh, RTA_OIF, r.oif);
+    if (r.metric != 0) mnl_attr_put_u32(nlh, RTA_PRIORITY, r.metric);
     End(nlh);
   }
   void Done(int error = 0) {
@@ -134,6 +136,22 @@ TEST(ParseRouteDump, KeepsOnlyOwnedUnicastRoutesWithGateway) {
       {Prefix("10.8.0.0/26"), Ip("10.99.0.2")},
   };
   EXPECT_EQ(chunk->routes, want);
+}
+
+TEST(ParseRouteDump, ReportsEachRoutesMetric) {
+  Datagram d;
+  d.Route({.dst = "10.244.2.0"});
+  d.Route({.dst = "10.244.3.0", .metric = 50});
+  d.Route({.af = AF_INET6,
+           .dst = "fd00:244:2::",
+           .dst_len = 122,
+           .gateway = "fd00:99::2",
+           .metric = 1024});
+  d.Done();
+  StatusOr<RouteDumpChunk> chunk = ParseRouteDump(d.bytes(), Filter());
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  ASSERT_EQ(chunk->routes.size(), 3u);
+  EXPECT_EQ(chunk->metrics, (std::vector<uint32_t>{0, 50, 1024}));
 }
 
 TEST(ParseRouteDump, RouteOnAnotherInterfaceIsReportedAsDrift) {
