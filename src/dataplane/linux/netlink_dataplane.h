@@ -16,6 +16,10 @@
 // (microseconds): rtnetlink has no compare-and-swap. A dedicated `route_metric` is a different
 // key, so the agent's route then lives beside the foreign one and the lower metric wins.
 //
+// Metric changes: a route of ours at a metric other than `route_metric` (left by an earlier
+// configuration) makes the dump report its prefix with no gateway; the caller's upsert or delete
+// of that prefix then removes the old route once the op itself succeeded.
+//
 // Batching: Apply encodes many ops into one sendmsg (each message with its own sequence number and
 // NLM_F_ACK) and matches the kernel's acks back by sequence number. Batches are cut at
 // kMaxMessagesPerSend so the acks of one send always fit the receive buffer; an ENOBUFS on receive
