@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -44,7 +45,7 @@ const char* ErrnoText(int error) {
 }  // namespace
 
 struct NetlinkDataplane::Pending {
-  std::unordered_map<uint32_t, size_t> by_seq;  // message seq -> index in the ops
+  std::unordered_map<uint32_t, Write> by_seq;  // message seq -> what it writes
 };
 
 NetlinkDataplane::NetlinkDataplane(NetlinkDataplaneConfig config)
@@ -228,8 +229,10 @@ Status NetlinkDataplane::Transact(const void* buf, size_t len, uint32_t seq,
   return absl::UnavailableError("netlink: answer never completed");
 }
 
-Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
-  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+namespace {
+
+// Step 1 of EnsureUplink: the config alone, before any request to the kernel.
+Status ValidateUplinkConfig(const UplinkConfig& uplink) {
   const std::string& name = uplink.name;
   const std::optional<uint32_t>& index = uplink.index;
   if (index.has_value() == !name.empty()) {
@@ -253,12 +256,30 @@ Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
                        " has no host part: give the interface address itself (e.g. 10.99.0.1/24)"));
     }
   }
-  const std::string what =
-      index ? absl::StrCat("uplink ifindex ", *index) : absl::StrCat("uplink \"", name, "\"");
+  return Status();
+}
 
+}  // namespace
+
+Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
+  if (nl_ == nullptr) return absl::UnavailableError("netlink socket not connected");
+  RETURN_IF_ERROR(ValidateUplinkConfig(uplink));
+  const std::string what = uplink.index ? absl::StrCat("uplink ifindex ", *uplink.index)
+                                        : absl::StrCat("uplink \"", uplink.name, "\"");
+  ASSIGN_OR_RETURN(rtnl::LinkInfo link, ResolveLink(uplink, what));
+  RETURN_IF_ERROR(SetLinkUp(link, what));
+  ASSIGN_OR_RETURN(std::vector<net::IpPrefix> present, ListLinkAddresses(link.index, what));
+  RETURN_IF_ERROR(AddMissingAddresses(uplink.addresses, link.index, what, present));
+  uplink_index_ = link.index;
+  uplink_addresses_ = std::move(present);
+  return Status();
+}
+
+StatusOr<rtnl::LinkInfo> NetlinkDataplane::ResolveLink(const UplinkConfig& uplink,
+                                                       const std::string& what) {
   std::optional<rtnl::LinkInfo> link;
   uint32_t seq = NextSeq();
-  size_t len = rtnl::PutGetLink(send_buf_.data(), seq, name, index);
+  size_t len = rtnl::PutGetLink(send_buf_.data(), seq, uplink.name, uplink.index);
   Status s = Transact(send_buf_.data(), len, seq, [&](const nlmsghdr& nlh) -> Status {
     ASSIGN_OR_RETURN(rtnl::LinkInfo info, rtnl::ParseLinkMessage(nlh));
     link = std::move(info);
@@ -266,28 +287,35 @@ Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
   });
   if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrCat(what, ": no such interface"));
   if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": ", s.message()));
-  if (!link || (index && link->index != *index)) {
+  if (!link || (uplink.index && link->index != *uplink.index)) {
     return absl::DataLossError(absl::StrCat(what, ": the kernel answered with no such link"));
   }
+  return *link;
+}
 
-  if (!(link->flags & IFF_UP)) {
-    seq = NextSeq();
-    len = rtnl::PutSetLinkUp(send_buf_.data(), seq, link->index);
-    s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
-    if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": set up: ", s.message()));
-    LOG_INFO("netlink: {} ({}) set up", what, link->name);
-  }
+Status NetlinkDataplane::SetLinkUp(const rtnl::LinkInfo& link, const std::string& what) {
+  if (link.flags & IFF_UP) return Status();
+  uint32_t seq = NextSeq();
+  size_t len = rtnl::PutSetLinkUp(send_buf_.data(), seq, link.index);
+  Status s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
+  if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": set up: ", s.message()));
+  LOG_INFO("netlink: {} ({}) set up", what, link.name);
+  return Status();
+}
 
+StatusOr<std::vector<net::IpPrefix>> NetlinkDataplane::ListLinkAddresses(uint32_t index,
+                                                                         const std::string& what) {
   std::vector<net::IpPrefix> present;
+  Status s;
   for (int attempt = 1;; ++attempt) {
     present.clear();
-    seq = NextSeq();
-    len = rtnl::PutAddressDump(send_buf_.data(), seq);
+    uint32_t seq = NextSeq();
+    size_t len = rtnl::PutAddressDump(send_buf_.data(), seq);
     s = Transact(send_buf_.data(), len, seq, [&](const nlmsghdr& nlh) {
       StatusOr<rtnl::AddressInfo> a = rtnl::ParseAddressMessage(nlh);
       if (!a.ok()) {
         LOG_DEBUG("netlink: skipping address message: {}", a.status().ToString());
-      } else if (a->index == link->index) {
+      } else if (a->index == index) {
         present.push_back(net::IpPrefix::InterfaceAddress(a->address, a->prefix_len));
       }
       return Status();
@@ -295,12 +323,17 @@ Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
     if (!absl::IsAborted(s) || attempt == kDumpAttempts) break;
   }
   if (!s.ok()) return Status(s.code(), absl::StrCat(what, ": list addresses: ", s.message()));
+  return present;
+}
 
-  for (const net::IpPrefix& a : uplink.addresses) {
+Status NetlinkDataplane::AddMissingAddresses(const std::vector<net::IpPrefix>& wanted,
+                                             uint32_t index, const std::string& what,
+                                             std::vector<net::IpPrefix>& present) {
+  for (const net::IpPrefix& a : wanted) {
     if (std::find(present.begin(), present.end(), a) != present.end()) continue;
-    seq = NextSeq();
-    len = rtnl::PutNewAddress(send_buf_.data(), seq, link->index, a.address(), a.len());
-    s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
+    uint32_t seq = NextSeq();
+    size_t len = rtnl::PutNewAddress(send_buf_.data(), seq, index, a.address(), a.len());
+    Status s = Transact(send_buf_.data(), len, seq, [](const nlmsghdr&) { return Status(); });
     if (absl::IsAlreadyExists(s)) continue;  // raced with someone else adding it: fine
     if (!s.ok()) {
       return Status(s.code(),
@@ -309,8 +342,6 @@ Status NetlinkDataplane::EnsureUplink(const UplinkConfig& uplink) {
     LOG_INFO("netlink: added {} to {}", a.ToString(), what);
     present.push_back(a);
   }
-  uplink_index_ = link->index;
-  uplink_addresses_ = std::move(present);
   return Status();
 }
 
@@ -320,11 +351,12 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
     rtnl::RouteFilter filter;
     filter.seq = NextSeq();
     filter.portid = portid_;
-    filter.owner = {config_.route_protocol, config_.route_table, config_.route_metric};
+    filter.owner = Owner();
     filter.uplink_index = uplink_index_;
     size_t len = rtnl::PutRouteDump(send_buf_.data(), filter.seq, family);
     RETURN_IF_ERROR(Send(send_buf_.data(), len));
     std::vector<net::Route> routes;
+    std::vector<uint32_t> metrics;
     bool interrupted = false;
     bool done = false;
     for (int i = 0; i < kMaxDatagramsPerAnswer && !done; ++i) {
@@ -334,9 +366,11 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
         if (absl::IsDataLoss(chunk.status())) Disconnect();  // framing lost mid-dump
         return Status(chunk.status().code(), absl::StrCat(what, ": ", chunk.status().message()));
       }
-      for (net::Route& r : chunk->routes) {
+      for (size_t k = 0; k < chunk->routes.size(); ++k) {
         // A kernel without this family answers with its all-family dump: keep ours only.
-        if (r.dst.family() == family) routes.push_back(r);
+        if (chunk->routes[k].dst.family() != family) continue;
+        routes.push_back(chunk->routes[k]);
+        metrics.push_back(chunk->metrics[k]);
       }
       interrupted |= chunk->interrupted;
       done = chunk->done;
@@ -345,13 +379,42 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpFamily(net::Family famil
       Disconnect();
       return absl::UnavailableError(absl::StrCat(what, ": never completed"));
     }
-    if (!interrupted) return routes;
+    if (!interrupted) return SeparateStaleMetrics(family, routes, metrics);
     if (attempt == kDumpAttempts) {
       return absl::AbortedError(
           absl::StrCat(what, ": interrupted by concurrent changes ", kDumpAttempts, " times"));
     }
     LOG_DEBUG("netlink: {} interrupted, restarting", what);
   }
+}
+
+std::vector<net::Route> NetlinkDataplane::SeparateStaleMetrics(
+    net::Family family, const std::vector<net::Route>& routes,
+    const std::vector<uint32_t>& metrics) {
+  std::erase_if(stale_metrics_, [&](const auto& entry) { return entry.first.family() == family; });
+  const uint32_t current = rtnl::KernelMetric(family, config_.route_metric);
+  std::unordered_map<net::IpPrefix, net::Route> current_routes;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (metrics[i] == current) {
+      current_routes.emplace(routes[i].dst, routes[i]);
+    } else {
+      stale_metrics_[routes[i].dst].push_back(metrics[i]);
+    }
+  }
+  // A prefix with a route of ours at an old metric is reported with no gateway, as drift: the
+  // caller then upserts it (or deletes it) and Apply removes the old route once that succeeded.
+  const net::IpAddress none =
+      family == net::Family::kV4 ? net::IpAddress() : *net::IpAddress::Parse("::");
+  for (const auto& [dst, old_metrics] : stale_metrics_) {
+    if (dst.family() != family) continue;
+    LOG_INFO("netlink: our route {} at old metric {} (now {}): to be replaced", dst.ToString(),
+             old_metrics.front(), current);
+    current_routes[dst] = net::Route{dst, none};
+  }
+  std::vector<net::Route> reported;
+  reported.reserve(current_routes.size());
+  for (auto& [dst, route] : current_routes) reported.push_back(route);
+  return reported;
 }
 
 StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpOwnedRoutes() {
@@ -364,41 +427,109 @@ StatusOr<std::vector<net::Route>> NetlinkDataplane::DumpOwnedRoutes() {
 
 std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
   std::vector<OpResult> results(ops.size());
-  const rtnl::RouteOwner owner{config_.route_protocol, config_.route_table, config_.route_metric};
+  std::vector<Write> writes;
+  writes.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    results[i].seq = ops[i].seq;
+    Status refused = RefuseUnwritable(ops[i]);
+    if (!refused.ok()) {
+      results[i].status = std::move(refused);
+      continue;
+    }
+    // An upsert first creates exclusively: it can never take a key over, whoever holds it.
+    writes.push_back({i, ops[i].type == OpType::kUpsert ? WriteKind::kCreate : WriteKind::kDelete});
+  }
+  SendWrites(writes, ops, results);
+
+  std::vector<size_t> contested;
+  for (const Write& w : writes) {
+    if (w.kind == WriteKind::kCreate && absl::IsAlreadyExists(results[w.op].status)) {
+      contested.push_back(w.op);
+    }
+  }
+  if (!contested.empty()) ResolveContested(contested, ops, results);
+  if (!stale_metrics_.empty()) RemoveStaleMetrics(ops, results);
+  return results;
+}
+
+void NetlinkDataplane::RemoveStaleMetrics(std::span<const RouteOp> ops,
+                                          std::vector<OpResult>& results) {
+  // Only after the op itself succeeded: an upsert's route at the current metric is in place
+  // before the old one goes, so traffic never lacks a route.
+  std::vector<Write> writes;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!results[i].status.ok()) continue;
+    auto it = stale_metrics_.find(ops[i].route.dst);
+    if (it == stale_metrics_.end()) continue;
+    for (uint32_t metric : it->second) writes.push_back({i, WriteKind::kDeleteStale, metric});
+  }
+  if (writes.empty()) return;
+  SendWrites(writes, ops, results);
+  for (const Write& w : writes) {
+    if (results[w.op].status.ok()) {
+      LOG_INFO("netlink: removed our route {} at old metric {}", ops[w.op].route.dst.ToString(),
+               w.metric);
+      stale_metrics_.erase(ops[w.op].route.dst);
+    }
+  }
+}
+
+Status NetlinkDataplane::RefuseUnwritable(const RouteOp& op) const {
+  if (nl_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(OpText(op), ": netlink socket not connected"));
+  }
+  const net::Route& r = op.route;
+  if (r.dst.len() == 0) {
+    // Never reported by DumpOwnedRoutes, so never writable either.
+    return absl::InvalidArgumentError(
+        absl::StrCat(OpText(op), ": the default route is not the agent's"));
+  }
+  if (op.type != OpType::kUpsert) return Status();
+  if (!uplink_index_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(OpText(op), ": uplink not resolved (EnsureUplink first)"));
+  }
+  if (r.gateway.family() != r.dst.family() || r.gateway.IsUnspecified()) {
+    return absl::InvalidArgumentError(absl::StrCat(OpText(op), ": invalid gateway"));
+  }
+  return Status();
+}
+
+void NetlinkDataplane::SendWrites(std::span<const Write> writes, std::span<const RouteOp> ops,
+                                  std::vector<OpResult>& results) {
+  const rtnl::RouteOwner owner = Owner();
   Pending pending;
   size_t used = 0;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const RouteOp& op = ops[i];
-    results[i].seq = op.seq;
+  for (const Write& w : writes) {
+    const net::Route& r = ops[w.op].route;
     if (nl_ == nullptr) {
-      results[i].status =
-          absl::UnavailableError(absl::StrCat(OpText(op), ": netlink socket not connected"));
+      results[w.op].status =
+          absl::UnavailableError(absl::StrCat(OpText(ops[w.op]), ": netlink socket not connected"));
       continue;
-    }
-    const net::Route& r = op.route;
-    if (r.dst.len() == 0) {
-      // Never reported by DumpOwnedRoutes, so never writable either.
-      results[i].status = absl::InvalidArgumentError(
-          absl::StrCat(OpText(op), ": the default route is not the agent's"));
-      continue;
-    }
-    if (op.type == OpType::kUpsert) {
-      if (!uplink_index_) {
-        results[i].status = absl::FailedPreconditionError(
-            absl::StrCat(OpText(op), ": uplink not resolved (EnsureUplink first)"));
-        continue;
-      }
-      if (r.gateway.family() != r.dst.family() || r.gateway.IsUnspecified()) {
-        results[i].status =
-            absl::InvalidArgumentError(absl::StrCat(OpText(op), ": invalid gateway"));
-        continue;
-      }
     }
     uint32_t seq = NextSeq();
     uint8_t* at = send_buf_.data() + used;
-    used += op.type == OpType::kUpsert ? rtnl::PutRouteUpsert(at, seq, r, *uplink_index_, owner)
-                                       : rtnl::PutRouteDelete(at, seq, r.dst, owner);
-    pending.by_seq[seq] = i;
+    switch (w.kind) {
+      case WriteKind::kCreate:
+        used += rtnl::PutRouteWrite(at, seq, r, *uplink_index_, owner,
+                                    rtnl::RouteWrite::kCreateExclusive);
+        break;
+      case WriteKind::kReplace:
+        used += rtnl::PutRouteWrite(at, seq, r, *uplink_index_, owner, rtnl::RouteWrite::kReplace);
+        break;
+      case WriteKind::kDelete:
+        used += rtnl::PutRouteDelete(at, seq, r.dst, owner);
+        break;
+      case WriteKind::kDeleteStale: {
+        // IPv4 cannot name metric 0 in a delete (0 matches any metric), but the kernel then
+        // removes our lowest-metric route of the prefix: the metric-0 one.
+        rtnl::RouteOwner stale = owner;
+        stale.metric = w.metric;
+        used += rtnl::PutRouteDelete(at, seq, r.dst, stale);
+        break;
+      }
+    }
+    pending.by_seq[seq] = w;
     if (pending.by_seq.size() >= kMaxMessagesPerSend ||
         used + rtnl::kMaxRequestBytes > kMaxSendBytes) {
       FlushChunk(used, pending, ops, results);
@@ -406,15 +537,87 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
     }
   }
   if (!pending.by_seq.empty()) FlushChunk(used, pending, ops, results);
-  return results;
+}
+
+void NetlinkDataplane::ResolveContested(std::span<const size_t> contested,
+                                        std::span<const RouteOp> ops,
+                                        std::vector<OpResult>& results) {
+  std::vector<Write> retries;
+  for (net::Family family : {net::Family::kV4, net::Family::kV6}) {
+    std::unordered_set<net::IpPrefix> wanted;
+    for (size_t i : contested) {
+      if (ops[i].route.dst.family() == family) wanted.insert(ops[i].route.dst);
+    }
+    if (wanted.empty()) continue;
+    StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> holders =
+        FindKeyHolders(family, wanted);
+    for (size_t i : contested) {
+      const RouteOp& op = ops[i];
+      if (op.route.dst.family() != family) continue;
+      if (!holders.ok()) {
+        results[i].status =
+            Status(holders.status().code(),
+                   absl::StrCat(OpText(op),
+                                ": looking up the route in the way: ", holders.status().message()));
+        continue;
+      }
+      auto it = holders->find(op.route.dst);
+      if (it == holders->end()) {
+        // Gone since our create: create again, still exclusively.
+        retries.push_back({i, WriteKind::kCreate});
+      } else if (it->second.protocol == config_.route_protocol) {
+        retries.push_back({i, WriteKind::kReplace});  // ours: a gateway change or drift
+      } else {
+        results[i].status = absl::AlreadyExistsError(
+            absl::StrCat(op.route.dst.ToString(), " is held by a foreign route (",
+                         rtnl::DescribeRouteHolder(it->second), ")"));
+        LOG_WARN("netlink: not writing {}: {}", op.route.ToString(), results[i].status.message());
+      }
+    }
+  }
+  SendWrites(retries, ops, results);
+}
+
+StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> NetlinkDataplane::FindKeyHolders(
+    net::Family family, const std::unordered_set<net::IpPrefix>& wanted) {
+  // No rtnetlink request reads one exact key (RTM_GETROUTE without a dump is a FIB lookup that
+  // answers the best match for an address), so a dump of the family filtered here. Conflicts are
+  // rare: this runs only for creates that met an existing route.
+  const uint32_t metric = rtnl::KernelMetric(family, config_.route_metric);
+  std::unordered_map<net::IpPrefix, rtnl::RouteEntry> holders;
+  Status s;
+  for (int attempt = 1;; ++attempt) {
+    holders.clear();
+    uint32_t seq = NextSeq();
+    size_t len = rtnl::PutRouteDump(send_buf_.data(), seq, family);
+    s = Transact(send_buf_.data(), len, seq, [&](const nlmsghdr& nlh) {
+      StatusOr<std::optional<rtnl::RouteEntry>> entry = rtnl::ParseRouteEntry(nlh);
+      if (!entry.ok()) {
+        LOG_WARN("netlink: skipping undecodable route message: {}", entry.status().ToString());
+        return Status();
+      }
+      if (!entry->has_value()) return Status();
+      const rtnl::RouteEntry& e = **entry;
+      // The kernel's key: table, dst, tos, metric (and, for IPv6, no source prefix).
+      if (e.cloned || e.table != config_.route_table || e.metric != metric || e.tos != 0 ||
+          e.src_len != 0 || !wanted.contains(e.dst)) {
+        return Status();
+      }
+      holders.emplace(e.dst, e);
+      return Status();
+    });
+    if (!absl::IsAborted(s) || attempt == kDumpAttempts) break;
+  }
+  if (!s.ok()) return s;
+  return holders;
 }
 
 bool NetlinkDataplane::FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
                                   std::vector<OpResult>& results) {
   auto fail_pending = [&](const Status& why) {
-    for (const auto& [seq, index] : pending.by_seq) {
-      results[index].status =
-          absl::UnavailableError(absl::StrCat(OpText(ops[index]), ": ", why.message()));
+    for (const auto& [seq, write] : pending.by_seq) {
+      results[write.op].status =
+          absl::UnavailableError(absl::StrCat(OpText(ops[write.op]), ": ", why.message()));
     }
     pending.by_seq.clear();
     return false;
@@ -438,11 +641,18 @@ bool NetlinkDataplane::FlushChunk(size_t bytes, Pending& pending, std::span<cons
         LOG_DEBUG("netlink: ignoring ack for unknown seq {}", ack.seq);
         continue;
       }
-      const RouteOp& op = ops[it->second];
-      Status& status = results[it->second].status;
-      if (ack.error == 0 ||
-          (op.type == OpType::kDelete && (ack.error == ENOENT || ack.error == ESRCH))) {
-        status = Status();
+      const Write& write = it->second;
+      const RouteOp& op = ops[write.op];
+      Status& status = results[write.op].status;
+      const bool deletes =
+          write.kind == WriteKind::kDelete || write.kind == WriteKind::kDeleteStale;
+      if (ack.error == 0 || (deletes && (ack.error == ENOENT || ack.error == ESRCH))) {
+        if (write.kind != WriteKind::kDeleteStale) status = Status();
+      } else if (write.kind == WriteKind::kDeleteStale) {
+        // The op is not done while a route of ours at an old metric remains: it is retried.
+        status = rtnl::ErrnoStatus(
+            ack.error, absl::StrCat(OpText(op), ": remove our route at old metric ", write.metric),
+            ack.kernel_message);
       } else {
         status = rtnl::ErrnoStatus(ack.error, OpText(op), ack.kernel_message);
       }

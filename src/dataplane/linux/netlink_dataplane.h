@@ -2,13 +2,23 @@
 //
 // Ownership: every route the agent writes carries `route_protocol` (rtm_protocol) in
 // `route_table`. DumpOwnedRoutes reports only routes with both, and deletes name the protocol so
-// the kernel itself refuses to delete anyone else's route. Kernel, boot, static, DHCP, BIRD or
-// Felix routes, and any default route, are invisible to the agent.
+// the kernel itself refuses to delete anyone else's route (IPv4 and IPv6 match RTM_DELROUTE on
+// the protocol when one is given). Kernel, boot, static, DHCP, BIRD or Felix routes, and any
+// default route, are invisible to the agent.
 //
-// Hazard: NLM_F_REPLACE replaces the route with the same (table, dst, tos, metric) whatever its
-// protocol. If another route source installs exactly the prefix the agent wants, at the same
-// metric, the agent's upsert takes it over. Give the agent a metric of its own (`route_metric`)
-// where that can happen: the two routes then coexist and the lower metric wins.
+// The kernel keys a route by (table, dst, tos, metric), not by protocol: NLM_F_REPLACE would take
+// over whatever holds the key. So an upsert never starts with a replace: it creates exclusively
+// (NLM_F_EXCL), and only when that meets an existing route does a dump of the family say who
+// holds the key. Ours (a gateway change, drift) is replaced; a route that vanished meanwhile is
+// created again, still exclusively; anyone else's is left alone and the op fails with
+// ALREADY_EXISTS "<prefix> is held by a foreign route (proto static, via 172.16.0.9)", which the
+// caller retries with backoff. The only window left is between that dump and the replace
+// (microseconds): rtnetlink has no compare-and-swap. A dedicated `route_metric` is a different
+// key, so the agent's route then lives beside the foreign one and the lower metric wins.
+//
+// Metric changes: a route of ours at a metric other than `route_metric` (left by an earlier
+// configuration) makes the dump report its prefix with no gateway; the caller's upsert or delete
+// of that prefix then removes the old route once the op itself succeeded.
 //
 // Batching: Apply encodes many ops into one sendmsg (each message with its own sequence number and
 // NLM_F_ACK) and matches the kernel's acks back by sequence number. Batches are cut at
@@ -29,10 +39,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/linux/rtnl_codec.h"
 #include "net/ip.h"
 
 struct mnl_socket;
@@ -51,7 +64,7 @@ struct NetlinkDataplaneConfig {
   uint8_t route_protocol = kDefaultRouteProtocol;
   // Tables above 255 are sent as RTA_TABLE. 0 (unspec) and 255 (local) are refused.
   uint32_t route_table = kMainRouteTable;
-  // 0 is the kernel default (IPv4 0, IPv6 1024). See the hazard in the file comment.
+  // 0 is the kernel default (IPv4 0, IPv6 1024). Part of the kernel's key: see the file comment.
   uint32_t route_metric = 0;
   // SO_RCVBUF(FORCE): dumps of large tables and the acks of a batch queue up here.
   int receive_buffer_bytes = 8 << 20;
@@ -105,6 +118,13 @@ class NetlinkDataplane final : public Dataplane {
 
  private:
   struct Pending;
+  // kDeleteStale removes our route of the op's prefix at an old metric (`metric`).
+  enum class WriteKind { kCreate, kReplace, kDelete, kDeleteStale };
+  struct Write {
+    size_t op;  // index in Apply's ops
+    WriteKind kind;
+    uint32_t metric = 0;
+  };
 
   uint32_t NextSeq();
   void Disconnect();
@@ -116,6 +136,40 @@ class NetlinkDataplane final : public Dataplane {
   Status Transact(const void* buf, size_t len, uint32_t seq,
                   const std::function<Status(const nlmsghdr&)>& on_data);
   StatusOr<std::vector<net::Route>> DumpFamily(net::Family family);
+  rtnl::RouteOwner Owner() const {
+    return {config_.route_protocol, config_.route_table, config_.route_metric};
+  }
+
+  // EnsureUplink's steps.
+  StatusOr<rtnl::LinkInfo> ResolveLink(const UplinkConfig& uplink, const std::string& what);
+  Status SetLinkUp(const rtnl::LinkInfo& link, const std::string& what);
+  StatusOr<std::vector<net::IpPrefix>> ListLinkAddresses(uint32_t index, const std::string& what);
+  // Adds each of `wanted` missing from `present`, and records it there.
+  Status AddMissingAddresses(const std::vector<net::IpPrefix>& wanted, uint32_t index,
+                             const std::string& what, std::vector<net::IpPrefix>& present);
+
+  // Apply's steps. An op that cannot be sent as it is: its error, before any write.
+  Status RefuseUnwritable(const RouteOp& op) const;
+  // Writes in batches of kMaxMessagesPerSend and records each op's result.
+  void SendWrites(std::span<const Write> writes, std::span<const RouteOp> ops,
+                  std::vector<OpResult>& results);
+  // For upserts whose exclusive create met a route at the same kernel key: replaces the ones
+  // that are ours, creates again the ones that vanished meanwhile, and reports a conflict
+  // (ALREADY_EXISTS, naming the holder) for the others.
+  void ResolveContested(std::span<const size_t> contested, std::span<const RouteOp> ops,
+                        std::vector<OpResult>& results);
+  // The routes at our kernel key (table, metric, tos 0) for each of `wanted`, whoever they
+  // belong to.
+  StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> FindKeyHolders(
+      net::Family family, const std::unordered_set<net::IpPrefix>& wanted);
+  // After a successful upsert or delete of a prefix that has routes of ours at an old metric
+  // (route_metric changed), removes those; their failure fails the op, so it is retried.
+  void RemoveStaleMetrics(std::span<const RouteOp> ops, std::vector<OpResult>& results);
+  // The dump's answer: routes at the current metric as they are; a prefix with routes of ours
+  // at other metrics is remembered in stale_metrics_ and reported with no gateway (drift).
+  std::vector<net::Route> SeparateStaleMetrics(net::Family family,
+                                               const std::vector<net::Route>& routes,
+                                               const std::vector<uint32_t>& metrics);
   // Sends one chunk of encoded ops and records their results; false once the socket broke.
   bool FlushChunk(size_t bytes, Pending& pending, std::span<const RouteOp> ops,
                   std::vector<OpResult>& results);
@@ -126,6 +180,8 @@ class NetlinkDataplane final : public Dataplane {
   uint32_t seq_ = 0;
   std::optional<uint32_t> uplink_index_;
   std::vector<net::IpPrefix> uplink_addresses_;
+  // Prefixes with routes of ours at metrics other than the configured one (the last dump's).
+  std::unordered_map<net::IpPrefix, std::vector<uint32_t>> stale_metrics_;
   std::vector<uint8_t> send_buf_;
   std::vector<uint8_t> recv_buf_;
 };

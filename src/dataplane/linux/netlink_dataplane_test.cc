@@ -92,6 +92,14 @@ int CountLines(const std::string& text, const std::string& needle = "") {
   return n;
 }
 
+// Every route of the namespace that is not the agent's, sorted: what must never change. IPv6
+// link-local routes come and go on their own as links come up, so they are left out.
+std::string ForeignSnapshot() {
+  return Out(
+      "{ ip -o route show table all; ip -o -6 route show table all; } | grep -v 'proto 212 ' | "
+      "grep -v 'table local' | grep -v '^fe80::' | sort");
+}
+
 net::IpAddress Ip(const char* text) { return *net::IpAddress::Parse(text); }
 net::IpPrefix Prefix(const char* text) { return *net::IpPrefix::Parse(text); }
 
@@ -319,13 +327,7 @@ TEST_F(NetlinkDataplaneTest, RoutesOfOthersAreInvisibleAndSurvive) {
       "ip -6 route add fd00:244:2::/122 via fd00:99::9 proto static metric 100",
   };
   for (const std::string& cmd : foreign) ASSERT_EQ(Sh(cmd), 0) << cmd;
-  auto snapshot = [] {
-    return Out(
-        "ip -o route show table all | grep -v 'proto 212 ' | grep -v 'table local' | "
-        "sort; ip -o -6 route show table all | grep -v 'proto 212 ' | "
-        "grep -v 'table local' | sort");
-  };
-  const std::string before = snapshot();
+  const std::string before = ForeignSnapshot();
   ASSERT_THAT(before, HasSubstr("default via 10.99.0.254"));
 
   std::vector<RouteOp> ops = {Upsert(1, "10.244.2.0/26", "10.99.0.2"),
@@ -347,7 +349,207 @@ TEST_F(NetlinkDataplaneTest, RoutesOfOthersAreInvisibleAndSurvive) {
     EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument) << r.status;
   }
   EXPECT_TRUE(Dump().empty());
-  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(ForeignSnapshot(), before);
+}
+
+TEST_F(NetlinkDataplaneTest, ForeignRouteAtOurKeyIsAConflictAndIsNeverReplaced) {
+  EnsureTestUplink();
+  // The same kernel key as the agent's routes: table main, default metric (IPv4 0, IPv6 1024).
+  ASSERT_EQ(Sh("ip route add 10.2.0.0/26 via 10.99.0.9 proto static"), 0);
+  ASSERT_EQ(Sh("ip -6 route add fd00:2::/122 via fd00:99::9 proto static"), 0);
+  const std::string before = ForeignSnapshot();
+
+  std::vector<RouteOp> ops = {Upsert(1, "10.2.0.0/26", "10.99.0.2"),
+                              Upsert(2, "10.244.1.0/26", "10.99.0.2"),  // free: programmed
+                              Upsert(3, "fd00:2::/122", "fd00:99::2")};
+  std::vector<OpResult> results = dp_->Apply(ops);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].seq, 1u);
+  EXPECT_EQ(results[0].status.code(), absl::StatusCode::kAlreadyExists) << results[0].status;
+  EXPECT_EQ(results[0].status.message(),
+            "10.2.0.0/26 is held by a foreign route (proto static, via 10.99.0.9)");
+  EXPECT_TRUE(results[1].status.ok()) << results[1].status;
+  EXPECT_EQ(results[2].status.code(), absl::StatusCode::kAlreadyExists) << results[2].status;
+  EXPECT_EQ(results[2].status.message(),
+            "fd00:2::/122 is held by a foreign route (proto static, via fd00:99::9, metric 1024)");
+
+  EXPECT_EQ(ForeignSnapshot(), before);
+  EXPECT_THAT(Out("ip -o route show 10.2.0.0/26"), Not(HasSubstr("proto 212")));
+  EXPECT_EQ(Out("ip -o -6 route show proto 212"), "");
+  EXPECT_THAT(Dump(), UnorderedElementsAreArray(std::vector<net::Route>{ops[1].route}));
+
+  // Deleting the contested prefixes removes nothing: the kernel matches on our protocol.
+  std::vector<RouteOp> del = {Delete(4, "10.2.0.0/26"), Delete(5, "fd00:2::/122")};
+  ExpectAllOk(dp_->Apply(del), del);
+  EXPECT_EQ(ForeignSnapshot(), before);
+
+  // The operator removes the static routes: the retried upsert now installs ours.
+  ASSERT_EQ(Sh("ip route del 10.2.0.0/26 proto static"), 0);
+  ASSERT_EQ(Sh("ip -6 route del fd00:2::/122 proto static"), 0);
+  std::vector<RouteOp> retry = {ops[0], ops[2]};
+  ExpectAllOk(dp_->Apply(retry), retry);
+  EXPECT_THAT(Out("ip -o route show 10.2.0.0/26"),
+              HasSubstr("10.2.0.0/26 via 10.99.0.2 dev uplink0 proto 212"));
+  EXPECT_THAT(Out("ip -o -6 route show fd00:2::/122"),
+              HasSubstr("fd00:2::/122 via fd00:99::2 dev uplink0 proto 212"));
+}
+
+TEST_F(NetlinkDataplaneTest, ConflictNamesBlackholesAndOtherProtocols) {
+  EnsureTestUplink();
+  ASSERT_EQ(Sh("ip route add blackhole 10.3.0.0/26 proto bird"), 0);
+  ASSERT_EQ(Sh("ip route add 10.3.1.0/26 via 10.99.0.7 proto 80"), 0);  // Felix
+  std::vector<RouteOp> ops = {Upsert(1, "10.3.0.0/26", "10.99.0.2"),
+                              Upsert(2, "10.3.1.0/26", "10.99.0.2")};
+  std::vector<OpResult> results = dp_->Apply(ops);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].status.message(),
+            "10.3.0.0/26 is held by a foreign route (proto bird, blackhole)");
+  EXPECT_EQ(results[1].status.message(),
+            "10.3.1.0/26 is held by a foreign route (proto 80, via 10.99.0.7)");
+  EXPECT_THAT(Out("ip -o route show 10.3.0.0/26"), HasSubstr("blackhole 10.3.0.0/26 proto bird"));
+  EXPECT_THAT(Out("ip -o route show 10.3.1.0/26"), HasSubstr("via 10.99.0.7 dev uplink0 proto 80"));
+}
+
+TEST_F(NetlinkDataplaneTest, ForeignRouteTakingOverOursLaterIsLeftAlone) {
+  EnsureTestUplink();
+  std::vector<RouteOp> ops = {Upsert(1, "10.2.0.0/26", "10.99.0.2"),
+                              Upsert(2, "fd00:2::/122", "fd00:99::2")};
+  ExpectAllOk(dp_->Apply(ops), ops);
+  // Another route source cannot add at our key (EEXIST, like our own exclusive create)...
+  EXPECT_NE(Sh("ip route add 10.2.0.0/26 via 10.99.0.9 proto static 2>/dev/null"), 0);
+  // ...but a replace takes the key over: the kernel keeps one route per key, now the static one.
+  ASSERT_EQ(Sh("ip route replace 10.2.0.0/26 via 10.99.0.9 proto static"), 0);
+  ASSERT_EQ(Sh("ip -6 route replace fd00:2::/122 via fd00:99::9 proto static"), 0);
+  const std::string before = ForeignSnapshot();
+  ASSERT_THAT(before, HasSubstr("10.2.0.0/26 via 10.99.0.9 dev uplink0 proto static"));
+
+  // A resync's dump no longer shows ours there.
+  EXPECT_TRUE(Dump().empty());
+  // The next upsert (same or new gateway) reports the conflict and overwrites nothing.
+  std::vector<RouteOp> again = {Upsert(3, "10.2.0.0/26", "10.99.0.2"),
+                                Upsert(4, "fd00:2::/122", "fd00:99::3")};
+  for (const OpResult& r : dp_->Apply(again)) {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kAlreadyExists) << r.status;
+    EXPECT_THAT(r.status.message(), HasSubstr("is held by a foreign route (proto static"));
+  }
+  // A delete (the block went away) removes nothing either.
+  std::vector<RouteOp> del = {Delete(5, "10.2.0.0/26"), Delete(6, "fd00:2::/122")};
+  ExpectAllOk(dp_->Apply(del), del);
+  EXPECT_EQ(ForeignSnapshot(), before);
+}
+
+TEST_F(NetlinkDataplaneTest, RouteMetricOfOurOwnLivesBesideTheForeignRoute) {
+  EnsureTestUplink();
+  NetlinkDataplaneConfig config;
+  config.route_metric = 50;
+  NetlinkDataplane metric50(config);
+  ASSERT_TRUE(metric50.Connect().ok());
+  ASSERT_TRUE(metric50.EnsureUplink(ByName("uplink0", kUplinkAddresses)).ok());
+  ASSERT_EQ(Sh("ip route add 10.2.0.0/26 via 10.99.0.9 proto static"), 0);       // metric 0
+  ASSERT_EQ(Sh("ip -6 route add fd00:2::/122 via fd00:99::9 proto static"), 0);  // metric 1024
+  const std::string before = ForeignSnapshot();
+
+  std::vector<RouteOp> ops = {Upsert(1, "10.2.0.0/26", "10.99.0.2"),
+                              Upsert(2, "fd00:2::/122", "fd00:99::2")};
+  ExpectAllOk(metric50.Apply(ops), ops);
+  EXPECT_THAT(Out("ip -o route show 10.2.0.0/26"),
+              HasSubstr("10.2.0.0/26 via 10.99.0.2 dev uplink0 proto 212 metric 50"));
+  EXPECT_THAT(Out("ip -o -6 route show fd00:2::/122"),
+              HasSubstr("fd00:2::/122 via fd00:99::2 dev uplink0 proto 212 metric 50"));
+  EXPECT_EQ(ForeignSnapshot(), before);
+  // A gateway change replaces ours (same key), still beside the foreign one.
+  ops = {Upsert(3, "10.2.0.0/26", "10.99.0.3"), Upsert(4, "fd00:2::/122", "fd00:99::3")};
+  ExpectAllOk(metric50.Apply(ops), ops);
+  StatusOr<std::vector<net::Route>> ours = metric50.DumpOwnedRoutes();
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  EXPECT_THAT(*ours,
+              UnorderedElementsAreArray(std::vector<net::Route>{ops[0].route, ops[1].route}));
+  EXPECT_EQ(ForeignSnapshot(), before);
+
+  std::vector<RouteOp> del = {Delete(5, "10.2.0.0/26"), Delete(6, "fd00:2::/122")};
+  ExpectAllOk(metric50.Apply(del), del);
+  EXPECT_EQ(Out("ip -o route show proto 212") + Out("ip -o -6 route show proto 212"), "");
+  EXPECT_EQ(ForeignSnapshot(), before);
+}
+
+TEST_F(NetlinkDataplaneTest, RoutesOfOursAtAnOldMetricAreReplacedThenRemoved) {
+  EnsureTestUplink();
+  std::vector<RouteOp> ops = {Upsert(1, "10.2.0.0/26", "10.99.0.2"),
+                              Upsert(2, "fd00:2::/122", "fd00:99::2"),
+                              Upsert(3, "10.2.1.0/26", "10.99.0.2")};
+  ExpectAllOk(dp_->Apply(ops), ops);  // at the default metric (IPv4 0, IPv6 1024)
+  ASSERT_EQ(Sh("ip route add 10.2.0.0/26 via 10.99.0.9 proto static metric 50"), 0);  // not ours
+
+  // Restarted with --route-metric 50: the old routes are reported as drift (no gateway)...
+  NetlinkDataplaneConfig config;
+  config.route_metric = 50;
+  auto metric50 = std::make_unique<NetlinkDataplane>(config);
+  ASSERT_TRUE(metric50->Connect().ok());
+  ASSERT_TRUE(metric50->EnsureUplink(ByName("uplink0", kUplinkAddresses)).ok());
+  StatusOr<std::vector<net::Route>> seen = metric50->DumpOwnedRoutes();
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_EQ(seen->size(), 3u);
+  for (const net::Route& r : *seen) EXPECT_TRUE(r.gateway.IsUnspecified()) << r.ToString();
+
+  // ...so the reconciler upserts the wanted ones and deletes the unwanted one: the new route
+  // first, then the old one goes. The static route at metric 50 is a conflict and stays.
+  std::vector<RouteOp> resync = {Upsert(4, "10.2.0.0/26", "10.99.0.2"),
+                                 Upsert(5, "fd00:2::/122", "fd00:99::2"), Delete(6, "10.2.1.0/26")};
+  std::vector<OpResult> results = metric50->Apply(resync);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].status.code(), absl::StatusCode::kAlreadyExists) << results[0].status;
+  EXPECT_TRUE(results[1].status.ok()) << results[1].status;
+  EXPECT_TRUE(results[2].status.ok()) << results[2].status;
+  EXPECT_THAT(Out("ip -o -6 route show proto 212"),
+              HasSubstr("fd00:2::/122 via fd00:99::2 dev uplink0 metric 50"));
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212")), 1);
+  EXPECT_THAT(Out("ip -o route show 10.2.1.0/26"), Not(HasSubstr("proto 212")));
+  // The conflicted prefix keeps our old route until ours can be written: never a gap.
+  EXPECT_THAT(Out("ip -o route show proto 212"), HasSubstr("10.2.0.0/26 via 10.99.0.2"));
+  EXPECT_THAT(Out("ip -o route show 10.2.0.0/26"), HasSubstr("proto static metric 50"));
+
+  // Once the static route goes, the retry installs ours at 50 and removes the one at 0.
+  ASSERT_EQ(Sh("ip route del 10.2.0.0/26 proto static metric 50"), 0);
+  std::vector<RouteOp> retry = {resync[0]};
+  ExpectAllOk(metric50->Apply(retry), retry);
+  EXPECT_EQ(Out("ip -o route show proto 212"),
+            "10.2.0.0/26 via 10.99.0.2 dev uplink0 metric 50 \n");
+  seen = metric50->DumpOwnedRoutes();
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_THAT(*seen,
+              UnorderedElementsAreArray(std::vector<net::Route>{ops[0].route, ops[1].route}));
+
+  // And back to the default metric: IPv4's old route at 50 goes after the new one at 0.
+  ASSERT_TRUE(dp_->Connect().ok());
+  ASSERT_EQ(Dump().size(), 2u);
+  std::vector<RouteOp> back = {Upsert(7, "10.2.0.0/26", "10.99.0.2"),
+                               Upsert(8, "fd00:2::/122", "fd00:99::2")};
+  ExpectAllOk(dp_->Apply(back), back);
+  EXPECT_EQ(Out("ip -o route show proto 212"), "10.2.0.0/26 via 10.99.0.2 dev uplink0 \n");
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212"), "metric 1024"), 1);
+  EXPECT_EQ(CountLines(Out("ip -o -6 route show proto 212")), 1);
+  EXPECT_THAT(Dump(),
+              UnorderedElementsAreArray(std::vector<net::Route>{back[0].route, back[1].route}));
+}
+
+TEST_F(NetlinkDataplaneTest, GatewayChangesOfManyRoutesReplaceOurs) {
+  // Every upsert of an existing route of ours meets EEXIST first, then is replaced: in batches
+  // larger than one send.
+  EnsureTestUplink();
+  std::vector<RouteOp> ops;
+  std::vector<net::Route> want;
+  for (int i = 0; i < 300; ++i) {
+    net::IpPrefix dst(Ip("10.202.0.0").Plus(static_cast<uint64_t>(i) * 64), 26);
+    ops.push_back({static_cast<uint64_t>(i), OpType::kUpsert, {dst, Ip("10.99.0.2")}});
+  }
+  ExpectAllOk(dp_->Apply(ops), ops);
+  for (RouteOp& op : ops) {
+    op.route.gateway = Ip("10.99.0.3");
+    want.push_back(op.route);
+  }
+  ExpectAllOk(dp_->Apply(ops), ops);
+  EXPECT_THAT(Dump(), UnorderedElementsAreArray(want));
+  EXPECT_EQ(CountLines(Out("ip -o route show proto 212"), "via 10.99.0.3"), 300);
 }
 
 TEST_F(NetlinkDataplaneTest, OtherTableIsSeparate) {

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -106,6 +107,7 @@ std::array<mnl_attr_data_type, RTA_MAX + 1> RouteAttrKinds() {
   k[RTA_TABLE] = MNL_TYPE_U32;
   k[RTA_MULTIPATH] = MNL_TYPE_BINARY;
   k[RTA_VIA] = MNL_TYPE_BINARY;
+  k[RTA_PRIORITY] = MNL_TYPE_U32;
   return k;
 }
 
@@ -169,10 +171,10 @@ std::string KernelMessage(const nlmsghdr& nlh) {
 
 }  // namespace
 
-size_t PutRouteUpsert(void* buf, uint32_t seq, const net::Route& route, uint32_t oif,
-                      const RouteOwner& owner) {
-  nlmsghdr* nlh =
-      PutHeader(buf, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
+size_t PutRouteWrite(void* buf, uint32_t seq, const net::Route& route, uint32_t oif,
+                     const RouteOwner& owner, RouteWrite mode) {
+  const uint16_t how = mode == RouteWrite::kCreateExclusive ? NLM_F_EXCL : NLM_F_REPLACE;
+  nlmsghdr* nlh = PutHeader(buf, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | how, seq);
   rtmsg* rtm = PutRouteHeader(nlh, route.dst, owner);
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
   mnl_attr_put(nlh, RTA_GATEWAY, AddressBytes(route.gateway.family()),
@@ -297,7 +299,7 @@ StatusOr<WalkResult> WalkReplies(std::span<const uint8_t> datagram, uint32_t seq
 }
 
 StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
-                                                      const RouteFilter& filter) {
+                                                      const RouteFilter& filter, uint32_t* metric) {
   if (nlh.nlmsg_type != RTM_NEWROUTE) return std::optional<net::Route>();
   if (nlh.nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(rtmsg))) {
     return absl::DataLossError(absl::StrCat("route message too short: ", nlh.nlmsg_len));
@@ -344,6 +346,9 @@ StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
               rtm->rtm_dst_len);
     return std::optional<net::Route>();
   }
+  if (metric != nullptr) {
+    *metric = table.attrs[RTA_PRIORITY] ? mnl_attr_get_u32(table.attrs[RTA_PRIORITY]) : 0;
+  }
   net::Route route{net::IpPrefix(*dst, rtm->rtm_dst_len), *gateway};
   if (filter.uplink_index && table.attrs[RTA_OIF] != nullptr &&
       mnl_attr_get_u32(table.attrs[RTA_OIF]) != *filter.uplink_index) {
@@ -352,16 +357,147 @@ StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
   return std::optional<net::Route>(route);
 }
 
+StatusOr<std::optional<RouteEntry>> ParseRouteEntry(const nlmsghdr& nlh) {
+  if (nlh.nlmsg_type != RTM_NEWROUTE) return std::optional<RouteEntry>();
+  if (nlh.nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(rtmsg))) {
+    return absl::DataLossError(absl::StrCat("route message too short: ", nlh.nlmsg_len));
+  }
+  const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(&nlh));
+  if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6) {
+    return std::optional<RouteEntry>();
+  }
+  static const std::array<mnl_attr_data_type, RTA_MAX + 1> kinds = RouteAttrKinds();
+  AttrTable<RTA_MAX + 1> table;
+  table.kinds = &kinds;
+  RETURN_IF_ERROR(ParseAttrs(nlh, sizeof(rtmsg), table, "route"));
+  net::Family family = rtm->rtm_family == AF_INET ? net::Family::kV4 : net::Family::kV6;
+  int bits = family == net::Family::kV4 ? 32 : 128;
+  if (rtm->rtm_dst_len > bits) {
+    return absl::DataLossError(
+        absl::StrCat("route prefix length ", rtm->rtm_dst_len, " exceeds ", bits));
+  }
+  std::optional<net::IpAddress> dst = AddressAttr(table.attrs[RTA_DST], rtm->rtm_family);
+  if (!dst) {
+    // Only a /0 may omit RTA_DST (the zero address).
+    if (rtm->rtm_dst_len != 0) return absl::DataLossError("route without a valid RTA_DST");
+    dst = family == net::Family::kV4 ? *net::IpAddress::Parse("0.0.0.0")
+                                     : *net::IpAddress::Parse("::");
+  }
+  RouteEntry entry;
+  entry.dst = net::IpPrefix(*dst, rtm->rtm_dst_len);
+  entry.table = table.attrs[RTA_TABLE] ? mnl_attr_get_u32(table.attrs[RTA_TABLE]) : rtm->rtm_table;
+  entry.protocol = rtm->rtm_protocol;
+  entry.type = rtm->rtm_type;
+  entry.tos = rtm->rtm_tos;
+  entry.src_len = rtm->rtm_src_len;
+  if (table.attrs[RTA_PRIORITY]) entry.metric = mnl_attr_get_u32(table.attrs[RTA_PRIORITY]);
+  entry.gateway = AddressAttr(table.attrs[RTA_GATEWAY], rtm->rtm_family);
+  if (table.attrs[RTA_OIF]) entry.oif = mnl_attr_get_u32(table.attrs[RTA_OIF]);
+  entry.multipath = table.attrs[RTA_MULTIPATH] != nullptr;
+  entry.cloned = (rtm->rtm_flags & RTM_F_CLONED) != 0;
+  return std::optional<RouteEntry>(entry);
+}
+
+uint32_t KernelMetric(net::Family family, uint32_t metric) {
+  if (metric != 0) return metric;
+  return family == net::Family::kV6 ? 1024 : 0;
+}
+
+std::string ProtocolName(uint8_t protocol) {
+  // iproute2's rt_protos (plus the kernel's own names for 0-4).
+  switch (protocol) {
+    case RTPROT_UNSPEC:
+      return "unspec";
+    case RTPROT_REDIRECT:
+      return "redirect";
+    case RTPROT_KERNEL:
+      return "kernel";
+    case RTPROT_BOOT:
+      return "boot";
+    case RTPROT_STATIC:
+      return "static";
+    case 8:
+      return "gated";
+    case 9:
+      return "ra";
+    case 10:
+      return "mrt";
+    case 11:
+      return "zebra";
+    case 12:
+      return "bird";
+    case 13:
+      return "dnrouted";
+    case 14:
+      return "xorp";
+    case 15:
+      return "ntk";
+    case 16:
+      return "dhcp";
+    case 18:
+      return "keepalived";
+    case 42:
+      return "babel";
+    case 99:
+      return "openr";
+    case 186:
+      return "bgp";
+    case 187:
+      return "isis";
+    case 188:
+      return "ospf";
+    case 189:
+      return "rip";
+    case 192:
+      return "eigrp";
+    default:
+      return std::to_string(protocol);
+  }
+}
+
+std::string DescribeRouteHolder(const RouteEntry& entry) {
+  std::string text = absl::StrCat("proto ", ProtocolName(entry.protocol));
+  switch (entry.type) {
+    case RTN_UNICAST:
+      break;
+    case RTN_BLACKHOLE:
+      absl::StrAppend(&text, ", blackhole");
+      break;
+    case RTN_UNREACHABLE:
+      absl::StrAppend(&text, ", unreachable");
+      break;
+    case RTN_PROHIBIT:
+      absl::StrAppend(&text, ", prohibit");
+      break;
+    case RTN_LOCAL:
+      absl::StrAppend(&text, ", local");
+      break;
+    default:
+      absl::StrAppend(&text, ", type ", entry.type);
+  }
+  if (entry.gateway) {
+    absl::StrAppend(&text, ", via ", entry.gateway->ToString());
+  } else if (entry.multipath) {
+    absl::StrAppend(&text, ", multipath");
+  } else if (entry.oif != 0 && entry.type == RTN_UNICAST) {
+    absl::StrAppend(&text, ", dev index ", entry.oif);
+  }
+  if (entry.metric != 0) absl::StrAppend(&text, ", metric ", entry.metric);
+  return text;
+}
+
 StatusOr<RouteDumpChunk> ParseRouteDump(std::span<const uint8_t> datagram,
                                         const RouteFilter& filter) {
   RouteDumpChunk chunk;
   auto walk = WalkReplies(datagram, filter.seq, filter.portid, [&](const nlmsghdr& nlh) {
-    StatusOr<std::optional<net::Route>> route = ParseRouteMessage(nlh, filter);
+    uint32_t metric = 0;
+    StatusOr<std::optional<net::Route>> route = ParseRouteMessage(nlh, filter, &metric);
     if (!route.ok()) {
       ++chunk.malformed;
       LOG_WARN("netlink: skipping undecodable route message: {}", route.status().ToString());
     } else if (route->has_value()) {
       chunk.routes.push_back(**route);
+      chunk.metrics.push_back(metric);
     }
     return Status();
   });

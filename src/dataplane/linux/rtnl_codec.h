@@ -38,11 +38,21 @@ struct RouteOwner {
   uint32_t metric = 0;
 };
 
-// RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE|NLM_F_ACK: unicast, scope universe,
-// `route.dst` via `route.gateway` out of `oif`. Returns the message length.
+// How an RTM_NEWROUTE treats a route already at the same kernel key (table, dst, tos, metric;
+// the protocol is not part of the key).
+enum class RouteWrite {
+  // NLM_F_CREATE|NLM_F_EXCL: EEXIST when any route holds the key, whoever it belongs to.
+  kCreateExclusive,
+  // NLM_F_CREATE|NLM_F_REPLACE: takes the key over whatever holds it. Only for a key known to
+  // hold a route of ours.
+  kReplace,
+};
+
+// RTM_NEWROUTE|NLM_F_ACK: unicast, scope universe, `route.dst` via `route.gateway` out of `oif`.
+// Returns the message length.
 // REQUIRES: route.dst and route.gateway have the same family.
-size_t PutRouteUpsert(void* buf, uint32_t seq, const net::Route& route, uint32_t oif,
-                      const RouteOwner& owner);
+size_t PutRouteWrite(void* buf, uint32_t seq, const net::Route& route, uint32_t oif,
+                     const RouteOwner& owner, RouteWrite mode);
 
 // RTM_DELROUTE|NLM_F_ACK matching dst/len, table and protocol (and the metric when set), so the
 // kernel itself refuses to delete a route of any other protocol.
@@ -89,6 +99,7 @@ struct RouteFilter {
 
 struct RouteDumpChunk {
   std::vector<net::Route> routes;  // owned routes only
+  std::vector<uint32_t> metrics;   // metrics[i]: routes[i]'s RTA_PRIORITY (0 when absent)
   bool done = false;               // NLMSG_DONE seen: the dump is complete
   bool interrupted = false;        // see WalkResult
   int malformed = 0;               // route messages skipped because they could not be decoded
@@ -102,8 +113,40 @@ StatusOr<RouteDumpChunk> ParseRouteDump(std::span<const uint8_t> datagram,
 
 // The verdict on one route message (exposed for tests): a route, or nullopt when it is not ours
 // or not representable. Errors: the message cannot be decoded.
+// `metric`, when given, receives the route's RTA_PRIORITY (0 when absent).
 StatusOr<std::optional<net::Route>> ParseRouteMessage(const nlmsghdr& nlh,
-                                                      const RouteFilter& filter);
+                                                      const RouteFilter& filter,
+                                                      uint32_t* metric = nullptr);
+
+// Any route of a dump, whoever it belongs to: what finding the holder of a kernel key and
+// describing it need.
+struct RouteEntry {
+  net::IpPrefix dst;
+  uint32_t table = 0;
+  uint8_t protocol = 0;
+  uint8_t type = 0;  // RTN_*
+  uint8_t tos = 0;
+  uint8_t src_len = 0;  // IPv6 source-specific routes live under another key
+  uint32_t metric = 0;  // RTA_PRIORITY; 0 when absent (the IPv4 default)
+  std::optional<net::IpAddress> gateway;
+  uint32_t oif = 0;
+  bool multipath = false;
+  bool cloned = false;
+};
+
+// Decodes any IPv4 or IPv6 route message; nullopt for other families and message types.
+// Errors: the message cannot be decoded.
+StatusOr<std::optional<RouteEntry>> ParseRouteEntry(const nlmsghdr& nlh);
+
+// The metric the kernel files a route under when the request names `metric` (0 = none given):
+// IPv4 keeps 0, IPv6 uses 1024.
+uint32_t KernelMetric(net::Family family, uint32_t metric);
+
+// iproute2's name of a route protocol ("static", "bird"), or its number.
+std::string ProtocolName(uint8_t protocol);
+
+// "proto static, via 172.16.0.9" (or "..., blackhole", "..., dev index 3", "..., multipath").
+std::string DescribeRouteHolder(const RouteEntry& entry);
 
 struct LinkInfo {
   uint32_t index = 0;

@@ -49,6 +49,7 @@ class Datagram {
     uint8_t type = RTN_UNICAST;
     uint32_t oif = 2;
     bool multipath = false;
+    uint32_t metric = 0;  // RTA_PRIORITY when non-zero
   };
   void Route(const RouteSpec& r) {
     nlmsghdr* nlh = Begin(RTM_NEWROUTE);
@@ -67,6 +68,7 @@ class Datagram {
       mnl_attr_put(nlh, RTA_MULTIPATH, sizeof nexthops, nexthops);
     }
     mnl_attr_put_u32(nlh, RTA_OIF, r.oif);
+    if (r.metric != 0) mnl_attr_put_u32(nlh, RTA_PRIORITY, r.metric);
     End(nlh);
   }
   void Done(int error = 0) {
@@ -134,6 +136,22 @@ TEST(ParseRouteDump, KeepsOnlyOwnedUnicastRoutesWithGateway) {
       {Prefix("10.8.0.0/26"), Ip("10.99.0.2")},
   };
   EXPECT_EQ(chunk->routes, want);
+}
+
+TEST(ParseRouteDump, ReportsEachRoutesMetric) {
+  Datagram d;
+  d.Route({.dst = "10.244.2.0"});
+  d.Route({.dst = "10.244.3.0", .metric = 50});
+  d.Route({.af = AF_INET6,
+           .dst = "fd00:244:2::",
+           .dst_len = 122,
+           .gateway = "fd00:99::2",
+           .metric = 1024});
+  d.Done();
+  StatusOr<RouteDumpChunk> chunk = ParseRouteDump(d.bytes(), Filter());
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  ASSERT_EQ(chunk->routes.size(), 3u);
+  EXPECT_EQ(chunk->metrics, (std::vector<uint32_t>{0, 50, 1024}));
 }
 
 TEST(ParseRouteDump, RouteOnAnotherInterfaceIsReportedAsDrift) {
@@ -295,6 +313,10 @@ TEST(ParseRouteDump, RandomBytesNeverCrash) {
     size_t skip = std::min<size_t>(rng() % 3, buf.size());
     std::span<const uint8_t> bytes(buf.data() + skip, buf.size() - skip);
     (void)ParseRouteDump(bytes, Filter());
+    (void)WalkReplies(bytes, kSeq, kPort, [](const nlmsghdr& nlh) {
+      (void)ParseRouteEntry(nlh);
+      return Status();
+    });
     (void)ParseAcks(bytes, kPort);
   }
 }
@@ -303,7 +325,7 @@ TEST(PutRoute, UpsertRoundTripsThroughTheParser) {
   RouteOwner owner{kProto, 1000, 0};
   std::vector<uint32_t> buf(kMaxRequestBytes);
   net::Route v6{Prefix("fd00:244:2::/122"), Ip("fd00:99::2")};
-  size_t len = PutRouteUpsert(buf.data(), 9, v6, 3, owner);
+  size_t len = PutRouteWrite(buf.data(), 9, v6, 3, owner, RouteWrite::kReplace);
   ASSERT_LE(len, kMaxRequestBytes);
   auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());
   EXPECT_EQ(nlh->nlmsg_len, len);
@@ -323,6 +345,63 @@ TEST(PutRoute, UpsertRoundTripsThroughTheParser) {
   ASSERT_TRUE(back.ok()) << back.status();
   ASSERT_TRUE(back->has_value());
   EXPECT_EQ(**back, v6);
+}
+
+TEST(PutRoute, CreateIsExclusiveAndRoundTripsAsAnEntryWithItsMetric) {
+  RouteOwner owner{kProto, kTable, 77};
+  std::vector<uint32_t> buf(kMaxRequestBytes);
+  net::Route v4{Prefix("10.2.0.0/26"), Ip("172.16.0.2")};
+  size_t len = PutRouteWrite(buf.data(), 9, v4, 3, owner, RouteWrite::kCreateExclusive);
+  ASSERT_LE(len, kMaxRequestBytes);
+  auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());
+  // Never NLM_F_REPLACE: an exclusive create fails with EEXIST on a key someone holds.
+  EXPECT_EQ(nlh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+  StatusOr<std::optional<RouteEntry>> entry = ParseRouteEntry(*nlh);
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  ASSERT_TRUE(entry->has_value());
+  const RouteEntry& e = **entry;
+  EXPECT_EQ(e.dst, v4.dst);
+  EXPECT_EQ(e.gateway, v4.gateway);
+  EXPECT_EQ(e.protocol, kProto);
+  EXPECT_EQ(e.table, kTable);
+  EXPECT_EQ(e.metric, 77u);
+  EXPECT_EQ(e.oif, 3u);
+  EXPECT_EQ(e.type, RTN_UNICAST);
+  EXPECT_FALSE(e.multipath);
+  EXPECT_EQ(DescribeRouteHolder(e), "proto 212, via 172.16.0.2, metric 77");
+}
+
+TEST(ParseRouteEntry, ReportsForeignRoutesDefaultsAndRejectsBadBytes) {
+  Datagram d;
+  d.Route({.dst = "10.2.0.0", .gateway = "172.16.0.9", .protocol = RTPROT_STATIC});
+  d.Route({.dst = "10.3.0.0", .gateway = nullptr, .protocol = 12, .type = RTN_BLACKHOLE});
+  d.Route({.dst = "0.0.0.0", .dst_len = 0, .protocol = RTPROT_BOOT});
+  d.Route({.dst = "10.4.0.0", .dst_len = 40});  // longer than an IPv4 address
+  std::vector<StatusOr<std::optional<RouteEntry>>> got;
+  StatusOr<WalkResult> walk = WalkReplies(d.bytes(), kSeq, kPort, [&](const nlmsghdr& nlh) {
+    got.push_back(ParseRouteEntry(nlh));
+    return Status();
+  });
+  ASSERT_TRUE(walk.ok()) << walk.status();
+  ASSERT_EQ(got.size(), 4u);
+  ASSERT_TRUE(got[0].ok() && got[0]->has_value());
+  EXPECT_EQ(DescribeRouteHolder(**got[0]), "proto static, via 172.16.0.9");
+  ASSERT_TRUE(got[1].ok() && got[1]->has_value());
+  EXPECT_EQ(DescribeRouteHolder(**got[1]), "proto bird, blackhole");
+  ASSERT_TRUE(got[2].ok() && got[2]->has_value());
+  EXPECT_EQ((*got[2])->dst.len(), 0);
+  EXPECT_TRUE((*got[2])->dst.address().IsUnspecified());
+  EXPECT_EQ(got[3].status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(RouteKey, KernelMetricAndProtocolNames) {
+  EXPECT_EQ(KernelMetric(net::Family::kV4, 0), 0u);
+  EXPECT_EQ(KernelMetric(net::Family::kV6, 0), 1024u);
+  EXPECT_EQ(KernelMetric(net::Family::kV6, 50), 50u);
+  EXPECT_EQ(ProtocolName(RTPROT_STATIC), "static");
+  EXPECT_EQ(ProtocolName(RTPROT_KERNEL), "kernel");
+  EXPECT_EQ(ProtocolName(186), "bgp");
+  EXPECT_EQ(ProtocolName(80), "80");
 }
 
 TEST(PutRoute, DeleteNamesProtocolAndTable) {
