@@ -28,11 +28,12 @@ cmake --build "$BUILD" -j"$(nproc)" --target vpp-calico-route-agent vpp-api-sim 
 AGENT_BIN=$(pwd)/$BUILD/src/agent/vpp-calico-route-agent
 SIM_BIN=$(pwd)/$BUILD/src/dataplane/vpp/sim/vpp-api-sim
 CL=vcdemo
-source scripts/lib/cluster.sh
-if real_vpp; then
-  VPP_BIN=$(readlink -f "$VPP_BIN")
+if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
+  source scripts/lib/vpp.sh
   require_vpp  # exits with the reason when this VPP cannot run the demo
+  VPP_BIN=$(readlink -f "$VPP_BIN")
 fi
+source scripts/lib/cluster.sh
 set +e  # from here on, a failed step is reported, not fatal; the trap cleans up
 trap cluster_down EXIT
 

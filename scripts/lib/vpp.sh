@@ -70,6 +70,9 @@ vppctl_host() {
 # vpp_host_wiring <host>: the data veths of host i (called by cluster_up in real-VPP mode).
 vpp_host_wiring() {
   local i=$1
+  # The management network: the agent reaches etcd through the kernel, not through VPP.
+  on_host "$i" ip link set eth0 up
+  on_host "$i" ip addr add "10.99.0.$i/24" dev eth0
   ip -n "$CL-h$i" link add up0 type veth peer name "d$i" netns "$CL-hub"
   hub ip link set "d$i" master br1 up
   ip netns add "$CL-p$i"

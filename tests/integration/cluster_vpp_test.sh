@@ -9,10 +9,11 @@ set -uo pipefail
 AGENT_BIN=$(readlink -f "$1")
 source "$(dirname "$0")/../../scripts/lib/checks.sh"
 require_cluster_tools
+source "$(dirname "$0")/../../scripts/lib/vpp.sh"
+require_vpp  # before cluster.sh, which makes the cluster's temporary directory
+VPP_BIN=$(readlink -f "$VPP_BIN")
 DATAPLANE=vpp
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
-require_vpp
-VPP_BIN=$(readlink -f "$VPP_BIN")
 trap cluster_down EXIT
 started=$SECONDS
 
