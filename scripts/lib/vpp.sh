@@ -162,6 +162,11 @@ CONF
     if ! kill -0 "${VPP_PIDS[$i]}" 2>/dev/null; then break; fi
     if [[ -S $(vpp_api_socket "$i") ]] &&
       vppctl_host "$i" show interface host-pod0 2>/dev/null | grep -q host-pod0; then
+      # VPP pins its main thread to the core it started on; on a small shared machine the
+      # scheduler should place it, like the agents and etcd.
+      if command -v taskset >/dev/null; then
+        taskset -a -p "$(taskset -p $$ | awk '{print $NF}')" "${VPP_PIDS[$i]}" >/dev/null 2>&1
+      fi
       return 0
     fi
     sleep 0.1
@@ -187,11 +192,16 @@ vpp_stop() {
 
 # vpp_agent_routes <host>: the routes of the agent's FIB source in host i's VPP, one line each
 # ("<prefix> via <next hop> <interface>"), IPv4 then IPv6. VPP's own words, filtered: the rest
-# of its FIB (connected, local, multicast, special entries) is not the agent's.
+# of its FIB (connected, local, multicast, special entries) is not the agent's. "show ip fib"
+# names no sources; "show ip fib <prefix>" does, so every prefix is shown in one "exec" run.
 vpp_agent_routes() {
-  local fam
+  local i=$1 fam cmds
+  cmds="$(vpp_dir "$i")/show-fib.cli"
   for fam in ip ip6; do
-    vppctl_host "$1" show "$fam" fib detail 2>/dev/null | vpp_fib_filter_source vpp-calico-route-agent
+    vppctl_host "$i" show "$fam" fib 2>/dev/null |
+      awk -v f="$fam" '/^[0-9a-f.:]+\/[0-9]+$/ { print "show " f " fib " $1 }' >"$cmds"
+    [[ -s $cmds ]] || continue
+    vppctl_host "$i" exec "$cmds" 2>/dev/null | vpp_fib_filter_source vpp-calico-route-agent
   done
 }
 
@@ -205,20 +215,22 @@ vpp_fib_filter_source() {
   '
 }
 
+# vpp_fib_exact <prefix>: "show ip fib <prefix>" shows the longest match; keep it only when it is
+# the entry for exactly <prefix>.
+vpp_fib_exact() {
+  awk -v p="$1" '/^[0-9a-f.:]+\/[0-9]+ fib:/ { exact = ($1 == p) } exact { print }'
+}
+
 # vpp_route_of <host> <prefix>: the agent-source route for exactly <prefix> in host i's VPP.
 vpp_route_of() {
   local fam=ip
   [[ $2 == *:* ]] && fam=ip6
-  vppctl_host "$1" show "$fam" fib "$2" 2>/dev/null | awk -v p="$2" '
-    NR == 1 && $1 != p { exit }
-    { print }' | vpp_fib_filter_source vpp-calico-route-agent
+  vppctl_host "$1" show "$fam" fib "$2" 2>/dev/null | vpp_fib_exact "$2" | vpp_fib_filter_source vpp-calico-route-agent
 }
 
 # vpp_cli_route_of <host> <prefix>: the CLI-source paths for exactly <prefix>.
 vpp_cli_route_of() {
   local fam=ip
   [[ $2 == *:* ]] && fam=ip6
-  vppctl_host "$1" show "$fam" fib "$2" 2>/dev/null | awk -v p="$2" '
-    NR == 1 && $1 != p { exit }
-    { print }' | vpp_fib_filter_source CLI
+  vppctl_host "$1" show "$fam" fib "$2" 2>/dev/null | vpp_fib_exact "$2" | vpp_fib_filter_source CLI
 }

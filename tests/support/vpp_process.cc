@@ -233,6 +233,7 @@ StatusOr<std::unique_ptr<VppProcess>> VppProcess::Start(VppProcessOptions option
        << "}\n"
        << "socksvr { socket-name " << vpp->api_socket_ << " }\n"
        << "api-segment { prefix " << vpp->shm_prefix_ << " }\n"
+       << "cpu { workers 0 }\n"
        << "memory { main-heap-size 256M main-heap-page-size 4k }\n"
        << "buffers { buffers-per-numa 4096 page-size 4k }\n"
        << "statseg { socket-name " << d << "/stats.sock size 8M page-size 4k }\n"
