@@ -61,7 +61,8 @@ show_routes() {
 }
 ping_check() {
   [[ $DATAPLANE == vpp ]] && ! real_vpp && return 0  # the simulator forwards no packets
-  if pod_ping "$1" "$2"; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
+  # A few tries: VPP drops the packet that makes it resolve a neighbour (the kernel queues it).
+  if wait_ping "$1" "$2" 6; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
 }
 
 step "3 hosts as network namespaces on a bridge, and a real etcd"

@@ -61,10 +61,10 @@ vpp_dir() { echo "$CLUSTER_TMP/vpp-$1"; }
 vpp_api_socket() { echo "$CLUSTER_TMP/vpp-$1.sock"; }
 vpp_shm_prefix() { echo "$CL-h$1"; }
 
-# vppctl_host <host> <cli command...>
+# vppctl_host <host> <cli command...> (bounded: a VPP that hangs must not hang the caller)
 vppctl_host() {
   local i=$1; shift
-  "$(vppctl_bin)" -s "$(vpp_dir "$i")/cli.sock" "$@"
+  timeout 10 "$(vppctl_bin)" -s "$(vpp_dir "$i")/cli.sock" "$@"
 }
 
 # vpp_host_wiring <host>: the data veths of host i (called by cluster_up in real-VPP mode).
@@ -135,6 +135,7 @@ vpp_start() {
   cat >"$dir/startup.conf" <<CONF
 unix {
   nodaemon nosyslog nocolor cli-no-banner cli-no-pager
+  poll-sleep-usec 100
   runtime-dir $dir
   log $dir/vpp.log
   cli-listen $dir/cli.sock

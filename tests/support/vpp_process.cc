@@ -225,6 +225,7 @@ StatusOr<std::unique_ptr<VppProcess>> VppProcess::Start(VppProcessOptions option
   // Why each line: docs/design.md, "Real VPP in the demo and the tests".
   conf << "unix {\n"
        << "  nodaemon nosyslog nocolor cli-no-banner cli-no-pager\n"
+       << "  poll-sleep-usec 100\n"
        << "  runtime-dir " << d << "\n"
        << "  log " << d << "/vpp.log\n"
        << "  cli-listen " << vpp->cli_socket_ << "\n"
