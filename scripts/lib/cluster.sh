@@ -70,7 +70,9 @@ cluster_up() {
 
 etcd_up() {
   mkdir -p "$CLUSTER_TMP/etcd"  # recreated: a second cluster_up after cluster_down must work
-  hub /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
+  # Background processes are started with "ip netns exec" itself, not through hub/on_host: $! of
+  # a backgrounded shell function is a subshell, and killing it would leave the process running.
+  ip netns exec "$CL-hub" /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
     --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster hub=http://127.0.0.1:2380 >"$CLUSTER_TMP/etcd.log" 2>&1 &
@@ -108,7 +110,7 @@ agent_start() {
   elif [[ $DATAPLANE == vpp ]]; then
     dataplane_flags=(--dataplane vpp --vpp-api-socket "$CLUSTER_TMP/vpp-$i.sock" --uplink host-eth0)
   fi
-  on_host "$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
+  ip netns exec "$CL-h$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
     "${dataplane_flags[@]}" --uplink-address "10.99.0.$i/24" \
     --uplink-address "fd00:99::$i/64" --resync-interval 5 "$@" \
     >>"$CLUSTER_TMP/agent-$i.log" 2>&1 &

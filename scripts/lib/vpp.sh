@@ -156,7 +156,8 @@ plugins {
 }
 CONF
   rm -f "$(vpp_api_socket "$i")" "$dir/cli.sock"
-  on_host "$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
+  # "ip netns exec" execs VPP, so $! is VPP itself (not a subshell of on_host).
+  ip netns exec "$CL-h$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
   VPP_PIDS[$i]=$!
   local _
   for _ in $(seq 1 100); do
