@@ -125,8 +125,8 @@ vpp_start() {
   # Fixed MACs: a restarted VPP keeps its neighbours' ARP entries valid.
   local ring="rx-size 2048 rx-per-block 16 tx-size 2048 tx-per-block 256 cksum-gso-disable"
   {
-    echo "create host-interface name up0 hw-addr 02:fe:00:00:0$i:01 $ring"
-    echo "create host-interface name pod0 hw-addr 02:fe:00:00:0$i:02 $ring"
+    printf 'create host-interface name up0 hw-addr 02:fe:00:00:%02x:01 %s\n' "$i" "$ring"
+    printf 'create host-interface name pod0 hw-addr 02:fe:00:00:%02x:02 %s\n' "$i" "$ring"
     echo "set interface ip address host-pod0 169.254.1.1/32"
     echo "set interface ip address host-pod0 fe80::1/128"
     echo "set interface state host-pod0 up"
