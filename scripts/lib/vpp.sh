@@ -117,7 +117,8 @@ vpp_pod_addr_del() {
   fi
 }
 
-# vpp_start <host>: start host i's VPP and wait until its CLI answers.
+# vpp_start <host>: start host i's VPP and wait until its CLI shows the pod interface up (the
+# startup CLI has run; an unknown interface would only be echoed in an error message).
 vpp_start() {
   local i=$1 dir
   dir=$(vpp_dir "$i")
@@ -163,7 +164,7 @@ CONF
   for _ in $(seq 1 100); do
     if ! kill -0 "${VPP_PIDS[$i]}" 2>/dev/null; then break; fi
     if [[ -S $(vpp_api_socket "$i") ]] &&
-      vppctl_host "$i" show interface host-pod0 2>/dev/null | grep -q host-pod0; then
+      vppctl_host "$i" show interface host-pod0 2>/dev/null | grep -Eq '^host-pod0 +[0-9]+ +up'; then
       # VPP pins its main thread to the core it started on; on a small shared machine the
       # scheduler should place it, like the agents and etcd.
       if command -v taskset >/dev/null; then
