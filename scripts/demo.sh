@@ -5,10 +5,13 @@
 # then a block is deleted and another moved, and the routes follow. Cleans up on exit.
 #   scripts/demo.sh                   kernel dataplane
 #   scripts/demo.sh --dataplane vpp   VPP dataplane, one VPP API simulator per host (the simulator
-#                                     programs a FIB but forwards nothing, so no pings); with
-#                                     VPP_BIN=/path/to/vpp, one real VPP per host instead (its
-#                                     uplink an af_packet interface on the host's eth0; this path
-#                                     has not been run here, where no VPP is packaged)
+#                                     programs a FIB but forwards nothing, so no pings)
+#   VPP_BIN=/path/to/vpp scripts/demo.sh --dataplane vpp
+#                                     one real VPP per host: its uplink an af_packet interface on
+#                                     a data bridge, the host's pod in a namespace behind VPP;
+#                                     the agents' routes as VPP shows them, and pings through VPP
+#                                     (scripts/lib/vpp.sh; VPP_PLUGIN_PATH, VPPCTL if not next
+#                                     to the binary)
 set -euo pipefail
 source "$(dirname "$0")/lib/as_root.sh"  # before cd: it may re-run "$0" through sudo
 cd "$(dirname "$0")/.."
@@ -26,16 +29,21 @@ cmake --build "$BUILD" -j"$(nproc)" --target vpp-calico-route-agent vpp-api-sim 
 AGENT_BIN=$(pwd)/$BUILD/src/agent/vpp-calico-route-agent
 SIM_BIN=$(pwd)/$BUILD/src/dataplane/vpp/sim/vpp-api-sim
 CL=vcdemo
+if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
+  source scripts/lib/vpp.sh
+  require_vpp  # exits with the reason when this VPP cannot run the demo
+  VPP_BIN=$(readlink -f "$VPP_BIN")
+fi
 source scripts/lib/cluster.sh
 set +e  # from here on, a failed step is reported, not fatal; the trap cleans up
 trap cluster_down EXIT
 
 step() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
 show_routes() {
-  if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
+  if real_vpp; then
     for i in 1 2 3; do
-      echo "--- host-$i (VPP's FIB):"
-      vpp_fib "$i" | sed 's/^/    /'
+      echo "--- host-$i (VPP's FIB entries of the agent's source, vpp-calico-route-agent):"
+      vpp_agent_routes "$i" | sed 's/^/    /'
     done
     return
   fi
@@ -53,16 +61,19 @@ show_routes() {
   done
 }
 ping_check() {
-  [[ $DATAPLANE == vpp ]] && return 0  # the simulator forwards no packets
-  if pod_ping "$1" "$2"; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
+  [[ $DATAPLANE == vpp ]] && ! real_vpp && return 0  # the simulator forwards no packets
+  # A few tries: VPP drops the packet that makes it resolve a neighbour (the kernel queues it).
+  if wait_ping "$1" "$2" 6; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
 }
 
 step "3 hosts as network namespaces on a bridge, and a real etcd"
 cluster_down  # leftovers of an interrupted demo
 cluster_up 3 && etcd_up || exit 1
-if [[ $DATAPLANE == vpp && -n ${VPP_BIN:-} ]]; then
-  step "one real VPP per host ($VPP_BIN)"
+if real_vpp; then
+  step "one real VPP per host ($VPP_BIN), each host's pod in a namespace behind it"
   for i in 1 2 3; do vpp_start "$i" || exit 1; done
+  echo "    main thread only, af_packet rx in interrupt mode, small heap, buffers and rings"
+  echo "    (startup.conf: $CLUSTER_TMP/vpp-1/startup.conf)"
 elif [[ $DATAPLANE == vpp ]]; then
   step "one VPP API simulator per host"
   for i in 1 2 3; do sim_start "$i" || exit 1; done
@@ -77,13 +88,19 @@ step "a Calico v3.32 cluster's etcd data (tests/testdata/calico-v3.32-cluster.et
 echo "    IP pools (one disabled, one LoadBalancer-only), blocks per host (IPv4 /26, IPv6 /122),"
 echo "    affinities, handles; 10.244.1.9 (host-1's block) is borrowed by a pod on host-2,"
 echo "    10.244.2.9 (host-2's block) by a pod on host-3"
-on_host 2 ip addr add 10.244.1.9/32 dev pod0
-on_host 3 ip addr add 10.244.2.9/32 dev pod0
+pod_addr_add 2 10.244.1.9
+pod_addr_add 3 10.244.2.9
 load_fixture tests/testdata/calico-v3.32-cluster.etcd
 wait_programmed 3 10.244.1.9/32 10.99.0.2 && wait_programmed 1 fd00:10:244:3::/122 fd00:99::3
 show_routes
 
-step "pings between pods on different hosts$([[ $DATAPLANE == vpp ]] && echo ' (skipped: the simulator forwards nothing)')"
+pings_note=""
+if real_vpp; then
+  pings_note=" (from each pod's namespace, through VPP)"
+elif [[ $DATAPLANE == vpp ]]; then
+  pings_note=" (skipped: the simulator forwards nothing)"
+fi
+step "pings between pods on different hosts$pings_note"
 ping_check 1 10.244.2.5
 ping_check 2 10.244.3.5
 ping_check 3 10.244.1.5

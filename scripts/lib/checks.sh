@@ -13,6 +13,15 @@ require_cluster_tools() {
   done
 }
 
+# wait_for <timeout_s> command...: true as soon as the command succeeds, polled every 0.2 s.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.2
+  done
+}
+
 CHECKS_PASSED=0
 CHECKS_FAILED=0
 # check "description" command...
@@ -30,7 +39,10 @@ finish_checks() {
   echo
   if ((CHECKS_FAILED > 0)); then
     local f
-    for f in "$CLUSTER_TMP"/agent-*.log; do echo "--- $f (last 30 lines)"; tail -n 30 "$f"; done
+    for f in "$CLUSTER_TMP"/agent-*.log "$CLUSTER_TMP"/vpp-*/vpp.log; do
+      [[ -e $f ]] || continue
+      echo "--- $f (last 30 lines)"; tail -n 30 "$f"
+    done
   fi
   echo "$CHECKS_PASSED passed, $CHECKS_FAILED failed"
   ((CHECKS_FAILED == 0))

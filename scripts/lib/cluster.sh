@@ -5,6 +5,10 @@
 #              10.99.0.<i>/24 and fd00:99::<i>/64), a "pod" interface with 10.244.<i>.5/32 and
 #              fd00:10:244:<i>::5/128
 #
+# With DATAPLANE=vpp and VPP_BIN set (real_vpp), each host runs a real VPP instead and its pod
+# lives in a namespace of its own, <CL>-p<i>, behind VPP; the hub gets a second bridge br1 for
+# the VPPs' uplinks, and the hosts' kernel eth0 on br0 only reaches etcd (scripts/lib/vpp.sh).
+#
 # Everything lives inside namespaces this script creates; nothing is configured in the
 # machine's own namespace and no traffic leaves the machine. cluster_down removes it all (logs
 # included) and is safe to call twice (tests call it from an EXIT trap).
@@ -15,8 +19,9 @@ CL=${CL:-vc$$}
 ETCD_URL="http://10.99.0.254:2379"
 CLUSTER_TMP=${CLUSTER_TMP:-$(mktemp -d /tmp/vcra-cluster.XXXXXX)}
 AGENT_BIN=${AGENT_BIN:-}
-DATAPLANE=${DATAPLANE:-linux}  # linux, or vpp (one VPP API simulator per host)
+DATAPLANE=${DATAPLANE:-linux}  # linux, or vpp (a real VPP with VPP_BIN, else the simulator)
 SIM_BIN=${SIM_BIN:-}
+VPP_BIN=${VPP_BIN:-}
 declare -A AGENT_PIDS=()
 declare -A SIM_PIDS=()
 ETCD_PID=""
@@ -24,6 +29,9 @@ ETCD_PID=""
 hub() { ip netns exec "$CL-hub" "$@"; }
 on_host() { local i=$1; shift; ip netns exec "$CL-h$i" "$@"; }
 etcdctl_hub() { hub env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_URL" --dial-timeout=3s "$@"; }
+# real_vpp: true when the hosts run real VPPs (DATAPLANE=vpp and VPP_BIN set).
+real_vpp() { [[ $DATAPLANE == vpp && -n $VPP_BIN ]]; }
+source "$(dirname "${BASH_SOURCE[0]}")/vpp.sh"
 
 cluster_up() {
   local hosts=$1
@@ -35,6 +43,11 @@ cluster_up() {
   hub ip addr add 10.99.0.254/24 dev br0
   hub ip addr add fd00:99::254/64 dev br0 nodad
   hub ip link set br0 up
+  if real_vpp; then
+    # The VPPs' data network: plain L2, no snooping (VPP sends no MLD reports for its ND groups).
+    hub ip link add br1 type bridge mcast_snooping 0
+    hub ip link set br1 up
+  fi
   for ((i = 1; i <= hosts; i++)); do
     ip netns add "$CL-h$i"
     on_host "$i" ip link set lo up
@@ -42,6 +55,10 @@ cluster_up() {
     on_host "$i" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
     ip -n "$CL-h$i" link add eth0 type veth peer name "v$i" netns "$CL-hub"
     hub ip link set "v$i" master br0 up
+    if real_vpp; then
+      vpp_host_wiring "$i"
+      continue
+    fi
     # A veth pair stands in for the pod interface (some kernels have no dummy driver).
     on_host "$i" ip link add pod0 type veth peer name pod0p
     on_host "$i" ip link set pod0p up
@@ -53,7 +70,9 @@ cluster_up() {
 
 etcd_up() {
   mkdir -p "$CLUSTER_TMP/etcd"  # recreated: a second cluster_up after cluster_down must work
-  hub /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
+  # Background processes are started with "ip netns exec" itself, not through hub/on_host: $! of
+  # a backgrounded shell function is a subshell, and killing it would leave the process running.
+  ip netns exec "$CL-hub" /usr/bin/etcd --name hub --data-dir "$CLUSTER_TMP/etcd" \
     --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster hub=http://127.0.0.1:2380 >"$CLUSTER_TMP/etcd.log" 2>&1 &
@@ -82,48 +101,16 @@ sim_start() {
   return 1
 }
 
-# vpp_start <host>: a real VPP (VPP_BIN) inside host i's namespace, its uplink "host-eth0" an
-# af_packet interface on the host's eth0; SPEC.md section 2's settings (no hugepages, only the
-# af_packet and ping plugins). Its API socket is where sim_start puts the simulator's.
-vpp_start() {
-  local i=$1 dir="$CLUSTER_TMP/vpp-$i"
-  mkdir -p "$dir"
-  on_host "$i" ip link set eth0 up
-  on_host "$i" ip addr replace "10.99.0.$i/24" dev eth0
-  echo "create host-interface name eth0" >"$dir/setup.cli"
-  cat >"$dir/startup.conf" <<CONF
-unix { nodaemon runtime-dir $dir log $dir/vpp.log cli-listen $dir/cli.sock startup-config $dir/setup.cli }
-socksvr { socket-name $CLUSTER_TMP/vpp-$i.sock }
-api-segment { prefix vcra$$h$i }
-buffers { buffers-per-numa 16384 page-size 4k }
-statseg { socket-name $dir/stats.sock page-size 4k }
-memory { main-heap-size 512M main-heap-page-size 4k }
-plugins { plugin default { disable } plugin af_packet_plugin.so { enable } plugin ping_plugin.so { enable } }
-CONF
-  on_host "$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
-  SIM_PIDS[$i]=$!
-  for _ in $(seq 1 100); do [[ -S $CLUSTER_TMP/vpp-$i.sock ]] && return 0; sleep 0.1; done
-  echo "VPP $i did not create its API socket; see $dir/vpp.log" >&2
-  return 1
-}
-
-# vpp_fib <host>: VPP's own view of its IPv4 and IPv6 FIBs (real VPP only).
-vpp_fib() {
-  local vppctl
-  vppctl=$(dirname "$VPP_BIN")/vppctl
-  [[ -x $vppctl ]] || vppctl=vppctl
-  "$vppctl" -s "$CLUSTER_TMP/vpp-$1/cli.sock" show ip fib
-  "$vppctl" -s "$CLUSTER_TMP/vpp-$1/cli.sock" show ip6 fib
-}
-
 # agent_start <host> [extra agent flags...]
 agent_start() {
   local i=$1; shift
   local dataplane_flags=(--dataplane linux --uplink eth0)
-  if [[ $DATAPLANE == vpp ]]; then
+  if real_vpp; then
+    dataplane_flags=(--dataplane vpp --vpp-api-socket "$CLUSTER_TMP/vpp-$i.sock" --uplink host-up0)
+  elif [[ $DATAPLANE == vpp ]]; then
     dataplane_flags=(--dataplane vpp --vpp-api-socket "$CLUSTER_TMP/vpp-$i.sock" --uplink host-eth0)
   fi
-  on_host "$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
+  ip netns exec "$CL-h$i" "$AGENT_BIN" --nodename "host-$i" --etcd-endpoints "$ETCD_URL" \
     "${dataplane_flags[@]}" --uplink-address "10.99.0.$i/24" \
     --uplink-address "fd00:99::$i/64" --resync-interval 5 "$@" \
     >>"$CLUSTER_TMP/agent-$i.log" 2>&1 &
@@ -151,6 +138,7 @@ cluster_down() {
     wait "${SIM_PIDS[$i]}" 2>/dev/null || true
     unset "SIM_PIDS[$i]"
   done
+  for i in "${!VPP_PIDS[@]}"; do vpp_stop "$i"; done
   if [[ -n $ETCD_PID ]]; then
     kill -TERM "$ETCD_PID" 2>/dev/null || true
     wait "$ETCD_PID" 2>/dev/null || true
@@ -162,6 +150,7 @@ cluster_down() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ip netns delete "$ns" 2>/dev/null || true
   done
+  rm -f /dev/shm/"$CL"-h*-*  # shared memory of VPPs that were killed, not stopped
   rm -rf "$CLUSTER_TMP"
 }
 
@@ -208,8 +197,10 @@ del_peer() { etcdctl_hub del "/vpp-calico/hosts/$1/peerip/$2/1" >/dev/null; }
 # ---------------------------------------------------------------------------------------------
 # Checks
 
-# route_of <host> <prefix>: the kernel's route for exactly that prefix, or nothing.
+# route_of <host> <prefix>: the agent's route for exactly that prefix, or nothing: the kernel's
+# route, or with real VPPs the path of the agent's FIB source in VPP ("<prefix> via <nh> <itf>").
 route_of() {
+  if real_vpp; then vpp_route_of "$1" "$2"; return; fi
   local fam=-4
   [[ $2 == *:* ]] && fam=-6
   on_host "$1" ip "$fam" -o route show exact "$2" table main 2>/dev/null
@@ -217,13 +208,14 @@ route_of() {
 
 # wait_route <host> <prefix> <gateway|none> [timeout_s]
 wait_route() {
-  local host=$1 prefix=$2 want=$3 timeout=${4:-15} got deadline
+  local host=$1 prefix=$2 want=$3 timeout=${4:-15} got deadline expect="via $3 dev eth0 proto 212"
+  real_vpp && expect="$prefix via $want host-up0"
   deadline=$((SECONDS + timeout))
   while true; do
     got=$(route_of "$host" "$prefix")
     if [[ $want == none ]]; then
       [[ -z $got ]] && return 0
-    elif [[ $got == *"via $want dev eth0 proto 212"* ]]; then
+    elif [[ $got == *"$expect"* ]]; then
       return 0
     fi
     ((SECONDS >= deadline)) && break
@@ -233,17 +225,43 @@ wait_route() {
   return 1
 }
 
-# pod_ping <from-host> <to-address>: from the source host's pod address to another pod.
+# pod_ping <from-host> <to-address>: from the source host's pod address to another pod (with
+# real VPPs, from the pod's own namespace, through VPP).
 pod_ping() {
   local from=$1 to=$2 src="10.244.$1.5"
   [[ $to == *:* ]] && src="fd00:10:244:$1::5"
+  if real_vpp; then
+    ip netns exec "$CL-p$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1
+    return
+  fi
   on_host "$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1
 }
 
-# wait_programmed <host> <prefix> <gateway|none>: the kernel route (linux) or, for VPP, what the
-# host's agent reports as programmed.
+# on_pod <host> <command...>: in the namespace where host i's pod addresses live.
+on_pod() {
+  local i=$1; shift
+  if real_vpp; then ip netns exec "$CL-p$i" "$@"; else on_host "$i" "$@"; fi
+}
+
+# pod_addr_add <host> <address>: another pod address on host i (e.g. a borrowed IP).
+pod_addr_add() {
+  if real_vpp; then vpp_pod_addr_add "$1" "$2"; return; fi
+  local len=32 nodad=()
+  [[ $2 == *:* ]] && { len=128; nodad=(nodad); }
+  on_host "$1" ip addr add "$2/$len" dev pod0 "${nodad[@]}"
+}
+
+pod_addr_del() {
+  if real_vpp; then vpp_pod_addr_del "$1" "$2"; return; fi
+  local len=32
+  [[ $2 == *:* ]] && len=128
+  on_host "$1" ip addr del "$2/$len" dev pod0
+}
+
+# wait_programmed <host> <prefix> <gateway|none>: the kernel's or a real VPP's route or, for the
+# simulator, what the host's agent reports as programmed.
 wait_programmed() {
-  if [[ $DATAPLANE != vpp ]]; then wait_route "$@"; return; fi
+  if [[ $DATAPLANE != vpp ]] || real_vpp; then wait_route "$@"; return; fi
   local host=$1 prefix=$2 want=$3 deadline=$((SECONDS + ${4:-15})) line
   while ((SECONDS < deadline)); do
     line=$(agent_status "$host" 2>/dev/null | awk -v p="$prefix" '$1 == p')
@@ -289,6 +307,7 @@ wait_ping() {
   local deadline=$((SECONDS + ${3:-15}))
   while ((SECONDS < deadline)); do
     pod_ping "$1" "$2" && return 0
+    sleep 0.2  # a ping that fails at once (no route yet) must not spin
   done
   return 1
 }
