@@ -32,7 +32,7 @@ StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& listen) {
   return std::make_pair(host, port);
 }
 
-HttpServer::HttpServer(Agent& agent) : agent_(agent) {}
+HttpServer::HttpServer(Agent& agent, Endpoints endpoints) : agent_(agent), endpoints_(endpoints) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -46,6 +46,24 @@ Status HttpServer::Start(const std::string& listen) {
   // An idle keep-alive connection (a Prometheus scraper) would otherwise hold Stop() for the
   // default 5 s.
   server_->set_keep_alive_timeout(1);
+  AddProbeAndMetricsHandlers();
+  if (endpoints_ == Endpoints::kAll) AddStatusHandler();
+  int port = host_port.second;
+  if (port == 0) {
+    port = server_->bind_to_any_port(host_port.first);
+    if (port < 0) return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  } else if (!server_->bind_to_port(host_port.first, port)) {
+    return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  }
+  port_ = port;
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  LOG_INFO("HTTP endpoint on {}:{} ({})", host_port.first, port_,
+           endpoints_ == Endpoints::kAll ? "/healthz /readyz /metrics /status"
+                                         : "metrics only: /healthz /readyz /metrics");
+  return absl::OkStatus();
+}
+
+void HttpServer::AddProbeAndMetricsHandlers() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     // Alive means the loop thread still answers.
     if (agent_.GetStatus(std::chrono::seconds(2), /*details=*/false)) {
@@ -75,6 +93,9 @@ Status HttpServer::Start(const std::string& listen) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(agent_.RenderMetrics(), "text/plain; version=0.0.4");
   });
+}
+
+void HttpServer::AddStatusHandler() {
   server_->Get("/status", [this](const httplib::Request& req, httplib::Response& res) {
     auto s = agent_.GetStatus(std::chrono::seconds(5));
     if (!s) {
@@ -88,17 +109,6 @@ Status HttpServer::Start(const std::string& listen) {
       res.set_content(s->ToJson() + "\n", "application/json");
     }
   });
-  int port = host_port.second;
-  if (port == 0) {
-    port = server_->bind_to_any_port(host_port.first);
-    if (port < 0) return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
-  } else if (!server_->bind_to_port(host_port.first, port)) {
-    return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
-  }
-  port_ = port;
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  LOG_INFO("HTTP endpoint on {}:{} (/healthz /readyz /metrics /status)", host_port.first, port_);
-  return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
