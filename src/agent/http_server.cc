@@ -1,10 +1,17 @@
 #include "agent/http_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <charconv>
 
 #include "common/log.h"
+
+// Linux's value (linux/in6.h, since 4.15); glibc's headers do not name it.
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 
 namespace vcra::agent {
 
@@ -47,7 +54,19 @@ Status HttpServer::Start(const std::string& listen) {
   // default 5 s.
   server_->set_keep_alive_timeout(1);
   AddProbeAndMetricsHandlers();
-  if (endpoints_ == Endpoints::kAll) AddStatusHandler();
+  if (endpoints_ == Endpoints::kAll) {
+    AddStatusHandler();
+  } else {
+    // The metrics listener names the node's address, which may not exist yet: the agent itself
+    // adds it to the uplink (--uplink-address) after the listeners start, and a node's address
+    // can come late at boot. FREEBIND lets the bind succeed now and serve once it exists.
+    server_->set_socket_options([](int fd) {
+      int on = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+      setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &on, sizeof on);
+      setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on);
+    });
+  }
   int port = host_port.second;
   if (port == 0) {
     port = server_->bind_to_any_port(host_port.first);
