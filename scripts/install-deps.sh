@@ -8,6 +8,7 @@ PACKAGES=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libmnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libssl-dev zlib1g-dev libbrotli-dev
   etcd-server etcd-client iproute2 iputils-ping procps
+  prometheus curl help2man
 )
 
 missing=()

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "agent/agent.h"
 #include "agent/dataplane_factory.h"
@@ -70,12 +72,21 @@ int main(int argc, char** argv) {
     dataplane = std::move(*made);
   }
   vcra::agent::Agent agent(options->agent, std::move(dataplane));
-  std::unique_ptr<vcra::agent::HttpServer> http;
-  if (!options->http_listen.empty() && !options->agent.dry_run) {
-    http = std::make_unique<vcra::agent::HttpServer>(agent);
-    if (auto s = http->Start(options->http_listen); !s.ok()) {
-      LOG_ERROR("{}", s.message());
-      return 1;
+  // /status (routes, peers, errors) only on --http-listen (loopback); --metrics-listen (the
+  // node's address, for a cluster's Prometheus) serves only /metrics and the probes.
+  using Endpoints = vcra::agent::HttpServer::Endpoints;
+  std::vector<std::unique_ptr<vcra::agent::HttpServer>> http_servers;
+  if (!options->agent.dry_run) {
+    for (auto [listen, endpoints] :
+         {std::pair{options->http_listen, Endpoints::kAll},
+          std::pair{options->metrics_listen, Endpoints::kMetricsAndProbes}}) {
+      if (listen.empty()) continue;
+      auto server = std::make_unique<vcra::agent::HttpServer>(agent, endpoints);
+      if (auto s = server->Start(listen); !s.ok()) {
+        LOG_ERROR("{}", s.message());
+        return 1;
+      }
+      http_servers.push_back(std::move(server));
     }
   }
   std::thread signal_thread([&agent, signals] {
@@ -87,7 +98,7 @@ int main(int argc, char** argv) {
     }
   });
   auto status = agent.Run();
-  if (http) http->Stop();
+  for (auto& server : http_servers) server->Stop();
   // Wake the signal thread if the agent stopped by itself (dry run).
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();

@@ -1,10 +1,17 @@
 #include "agent/http_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <charconv>
 
 #include "common/log.h"
+
+// Linux's value (linux/in6.h, since 4.15); glibc's headers do not name it.
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 
 namespace vcra::agent {
 
@@ -32,7 +39,7 @@ StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& listen) {
   return std::make_pair(host, port);
 }
 
-HttpServer::HttpServer(Agent& agent) : agent_(agent) {}
+HttpServer::HttpServer(Agent& agent, Endpoints endpoints) : agent_(agent), endpoints_(endpoints) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -46,6 +53,36 @@ Status HttpServer::Start(const std::string& listen) {
   // An idle keep-alive connection (a Prometheus scraper) would otherwise hold Stop() for the
   // default 5 s.
   server_->set_keep_alive_timeout(1);
+  AddProbeAndMetricsHandlers();
+  if (endpoints_ == Endpoints::kAll) {
+    AddStatusHandler();
+  } else {
+    // The metrics listener names the node's address, which may not exist yet: the agent itself
+    // adds it to the uplink (--uplink-address) after the listeners start, and a node's address
+    // can come late at boot. FREEBIND lets the bind succeed now and serve once it exists.
+    server_->set_socket_options([](int fd) {
+      int on = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+      setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &on, sizeof on);
+      setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on);
+    });
+  }
+  int port = host_port.second;
+  if (port == 0) {
+    port = server_->bind_to_any_port(host_port.first);
+    if (port < 0) return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  } else if (!server_->bind_to_port(host_port.first, port)) {
+    return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
+  }
+  port_ = port;
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  LOG_INFO("HTTP endpoint on {}:{} ({})", host_port.first, port_,
+           endpoints_ == Endpoints::kAll ? "/healthz /readyz /metrics /status"
+                                         : "metrics only: /healthz /readyz /metrics");
+  return absl::OkStatus();
+}
+
+void HttpServer::AddProbeAndMetricsHandlers() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     // Alive means the loop thread still answers.
     if (agent_.GetStatus(std::chrono::seconds(2), /*details=*/false)) {
@@ -75,6 +112,9 @@ Status HttpServer::Start(const std::string& listen) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(agent_.RenderMetrics(), "text/plain; version=0.0.4");
   });
+}
+
+void HttpServer::AddStatusHandler() {
   server_->Get("/status", [this](const httplib::Request& req, httplib::Response& res) {
     auto s = agent_.GetStatus(std::chrono::seconds(5));
     if (!s) {
@@ -88,17 +128,6 @@ Status HttpServer::Start(const std::string& listen) {
       res.set_content(s->ToJson() + "\n", "application/json");
     }
   });
-  int port = host_port.second;
-  if (port == 0) {
-    port = server_->bind_to_any_port(host_port.first);
-    if (port < 0) return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
-  } else if (!server_->bind_to_port(host_port.first, port)) {
-    return absl::UnavailableError("cannot bind HTTP endpoint " + listen);
-  }
-  port_ = port;
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  LOG_INFO("HTTP endpoint on {}:{} (/healthz /readyz /metrics /status)", host_port.first, port_);
-  return absl::OkStatus();
 }
 
 void HttpServer::Stop() {

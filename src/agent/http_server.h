@@ -1,4 +1,7 @@
-// The agent's HTTP endpoint (loopback by default): /healthz, /readyz, /metrics, /status.
+// The agent's HTTP endpoints. The full one (loopback by default) serves /healthz, /readyz,
+// /metrics and /status; the metrics-only one (--metrics-listen, meant for the node's address so
+// that a cluster's Prometheus can scrape it, like Felix's metrics port) serves the first three and
+// never /status, which lists routes, peers and errors and stays on loopback.
 // Runs cpp-httplib's own threads; every handler reads the agent through its thread-safe API.
 #pragma once
 
@@ -17,7 +20,8 @@ namespace vcra::agent {
 
 class HttpServer {
  public:
-  explicit HttpServer(Agent& agent);
+  enum class Endpoints { kAll, kMetricsAndProbes };
+  explicit HttpServer(Agent& agent, Endpoints endpoints = Endpoints::kAll);
   ~HttpServer();
   // "127.0.0.1:9743", "[::1]:9743"; port 0 picks a free port (see port()).
   Status Start(const std::string& listen);
@@ -25,7 +29,11 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
+  void AddProbeAndMetricsHandlers();
+  void AddStatusHandler();
+
   Agent& agent_;
+  Endpoints endpoints_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -2,7 +2,44 @@
 
 #include <fmt/format.h>
 
+#include <functional>
+#include <string_view>
+
 namespace vcra::agent {
+namespace {
+
+// The values the agent reads from its loop thread at scrape time. Most are levels (gauges); a
+// running count among them is exported as a counter with Prometheus' `_total` suffix, so that
+// rate() and increase() apply to it (promtool's lint asks for both).
+struct SampleDescription {
+  std::string_view help;
+  bool cumulative = false;
+};
+
+const SampleDescription& Describe(const std::string& name) {
+  static const std::map<std::string, SampleDescription, std::less<>> kKnown = {
+      {"vcra_routes_desired", {"Routes the etcd data implies for this host."}},
+      {"vcra_routes_programmed", {"Routes the dataplane holds as desired."}},
+      {"vcra_routes_pending", {"Prefixes waiting for their host's peer address (no route yet)."}},
+      {"vcra_routes_failing", {"Routes whose last dataplane operation failed (retried)."}},
+      {"vcra_routes_conflicting",
+       {"Prefixes held by a route that is not the agent's (left alone; ours not installed)."}},
+      {"vcra_blocks", {"IPAM blocks known from etcd."}},
+      {"vcra_etcd_connected", {"1 while the etcd watch is established."}},
+      {"vcra_dataplane_connected", {"1 while the dataplane connection is up."}},
+      {"vcra_in_sync", {"1 when the dataplane matches the desired state."}},
+      {"vcra_etcd_revision", {"etcd revision of the last change applied."}},
+      {"vcra_drift_repaired",
+       {"Differences found by dataplane dumps (routes changed behind the agent's back) and "
+        "repaired.",
+        /*cumulative=*/true}},
+  };
+  static const SampleDescription kUnknown{"Agent state read at scrape time."};
+  auto it = kKnown.find(name);
+  return it == kKnown.end() ? kUnknown : it->second;
+}
+
+}  // namespace
 
 void LatencyHistogram::Observe(double seconds) {
   size_t i = 0;
@@ -62,7 +99,10 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges,
   for (const auto& [labels, v] : op_counts)
     out += fmt::format("vcra_dataplane_ops_total{{{}}} {}\n", labels, v);
   for (const auto& [name, v] : gauges) {
-    out += fmt::format("# TYPE {} gauge\n{} {}\n", name, name, v);
+    const SampleDescription& d = Describe(name);
+    std::string exported = d.cumulative ? name + "_total" : name;
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", exported, d.help, exported,
+                       d.cumulative ? "counter" : "gauge", exported, v);
   }
   out += event_to_route.Render(
       "vcra_event_to_route_seconds",

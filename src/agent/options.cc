@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "agent/http_server.h"
 #include "calico/model.h"
 
 namespace vcra::agent {
@@ -37,10 +38,37 @@ std::string Hostname() {
   return buf;
 }
 
-}  // namespace
+// The flags' raw values, before they become an AgentConfig (several need a conversion, and the
+// prototype's positional form may override them).
+struct RawFlags {
+  std::string endpoints = "http://127.0.0.1:2379";
+  std::string uplink;
+  std::vector<std::string> uplink_addresses;
+  std::string peer_source = "keys";
+  int resync_seconds = 90;
+  std::vector<std::string> seed;
+  CLI::Option* dataplane_option = nullptr;
+};
 
-StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* help_out) {
-  Options o;
+constexpr const char* kDescription =
+    "vpp-calico-route-agent: programs the routes between the hosts of a Calico cluster into "
+    "VPP or the Linux kernel, from Calico's IPAM blocks in etcd.\n\n"
+    "Usage:\n"
+    "  vpp-calico-route-agent [run] [options]\n"
+    "  vpp-calico-route-agent [options] <watch-prefix> <uplink> <ip> <prefix-len> "
+    "[protocol host port user password]   (the 2016 prototype's form)\n"
+    "  vpp-calico-route-agent status [--http-listen ADDR]   (what the running agent did, and "
+    "why)";
+
+// The description above carries the real usage (three forms); CLI11's generated line
+// ("Usage: vpp-calico-route-agent [OPTIONS] [seed(0x)]") would contradict it.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App*, std::string) const override { return ""; }
+};
+
+// "status" and "run" are verbs, not flags; everything after them is parsed as usual.
+std::vector<std::string> TakeVerb(int argc, const char* const* argv, Options& o) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "status") {
     o.status_command = true;
@@ -48,29 +76,13 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   } else if (!args.empty() && args[0] == "run") {
     args.erase(args.begin());
   }
+  return args;
+}
 
-  CLI::App app{
-      "vpp-calico-route-agent: programs the routes between the hosts of a Calico cluster into "
-      "VPP or the Linux kernel, from Calico's IPAM blocks in etcd.\n\n"
-      "Usage:\n"
-      "  vpp-calico-route-agent [run] [options]\n"
-      "  vpp-calico-route-agent [options] <watch-prefix> <uplink> <ip> <prefix-len> "
-      "[protocol host port user password]   (the 2016 prototype's form)\n"
-      "  vpp-calico-route-agent status [--http-listen ADDR]   (what the running agent did, and "
-      "why)\n",
-      "vpp-calico-route-agent"};
-  app.set_version_flag("--version", "vpp-calico-route-agent 0.1.0");
-
-  std::string endpoints = "http://127.0.0.1:2379";
-  std::string uplink;
-  std::vector<std::string> uplink_addresses;
-  std::string peer_source = "keys";
-  int resync_seconds = 90;
-  std::vector<std::string> seed;
-
+void AddEtcdFlags(CLI::App& app, Options& o, RawFlags& raw) {
   app.add_option("--nodename", o.agent.node_name, "This host's Calico node name")
       ->envname("NODENAME");
-  app.add_option("--etcd-endpoints", endpoints, "Comma-separated etcd endpoints")
+  app.add_option("--etcd-endpoints", raw.endpoints, "Comma-separated etcd endpoints")
       ->envname("ETCD_ENDPOINTS")
       ->capture_default_str();
   app.add_option("--etcd-ca-cert-file", o.agent.etcd.ca_cert_file, "CA bundle for etcd TLS")
@@ -83,22 +95,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
       ->envname("ETCD_USERNAME");
   app.add_option("--etcd-password", o.agent.etcd.password, "etcd password")
       ->envname("ETCD_PASSWORD");
-  auto* dataplane_option =
-      app.add_option(
-             "--dataplane", o.dataplane,
-             "Where routes go: linux or vpp (the prototype's positional form defaults to vpp)")
-          ->envname("VCRA_DATAPLANE")
-          ->check(CLI::IsMember({"linux", "vpp"}))
-          ->capture_default_str();
-  app.add_option("--uplink", uplink,
-                 "Uplink interface: a name, or an index (Linux ifindex / VPP sw_if_index)")
-      ->envname("VCRA_UPLINK");
-  app.add_option("--uplink-address", uplink_addresses,
-                 "Address/len to ensure on the uplink; the first of each family is published as "
-                 "this host's peer address (repeat, or comma-separate in VCRA_UPLINK_ADDRESSES)")
-      ->envname("VCRA_UPLINK_ADDRESSES")
-      ->delimiter(',');
-  app.add_option("--peer-source", peer_source,
+  app.add_option("--peer-source", raw.peer_source,
                  "Next hops from: keys (/vpp-calico/hosts/<host>/peerip/...), nodes (Calico Node "
                  "resources) or both (keys win)")
       ->envname("VCRA_PEER_SOURCE")
@@ -109,6 +106,24 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   app.add_flag("!--no-publish-peer-address", o.agent.publish_peer_address,
                "Do not write this host's peer address to etcd");
   app.add_flag("!--no-pools", o.agent.watch_pools, "Ignore Calico IP pools (route every block)");
+}
+
+void AddDataplaneFlags(CLI::App& app, Options& o, RawFlags& raw) {
+  raw.dataplane_option =
+      app.add_option(
+             "--dataplane", o.dataplane,
+             "Where routes go: linux or vpp (the prototype's positional form defaults to vpp)")
+          ->envname("VCRA_DATAPLANE")
+          ->check(CLI::IsMember({"linux", "vpp"}))
+          ->capture_default_str();
+  app.add_option("--uplink", raw.uplink,
+                 "Uplink interface: a name, or an index (Linux ifindex / VPP sw_if_index)")
+      ->envname("VCRA_UPLINK");
+  app.add_option("--uplink-address", raw.uplink_addresses,
+                 "Address/len to ensure on the uplink; the first of each family is published as "
+                 "this host's peer address (repeat, or comma-separate in VCRA_UPLINK_ADDRESSES)")
+      ->envname("VCRA_UPLINK_ADDRESSES")
+      ->delimiter(',');
   app.add_option("--route-protocol", o.route_protocol,
                  "Linux: rtnetlink protocol number that marks the agent's routes")
       ->envname("VCRA_ROUTE_PROTOCOL")
@@ -125,16 +140,26 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   app.add_option("--vpp-api-socket", o.vpp_api_socket, "VPP: binary API socket")
       ->envname("VCRA_VPP_API_SOCKET")
       ->capture_default_str();
-  app.add_option("--resync-interval", resync_seconds, "Seconds between full dataplane comparisons")
+  app.add_option("--resync-interval", raw.resync_seconds,
+                 "Seconds between full dataplane comparisons")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
   app.add_option("--batch-size", o.agent.batch_size, "Route operations per dataplane batch")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_flag("--dry-run", o.agent.dry_run,
+               "Print the routes that would be programmed, then exit; touches no dataplane");
+}
+
+void AddOperatorFlags(CLI::App& app, Options& o) {
   app.add_option("--http-listen", o.http_listen,
                  "HTTP endpoint for /healthz /readyz /metrics /status (empty disables)")
       ->envname("VCRA_HTTP_LISTEN")
       ->capture_default_str();
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Second HTTP listener, e.g. on the node's address for a cluster's Prometheus: "
+                 "serves only /metrics /healthz /readyz, never /status (empty: off)")
+      ->envname("VCRA_METRICS_LISTEN");
   app.add_option("--log-format", o.log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -142,9 +167,86 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
       ->envname("VCRA_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
-  app.add_flag("--dry-run", o.agent.dry_run,
-               "Print the routes that would be programmed, then exit; touches no dataplane");
-  app.add_option("seed", seed,
+}
+
+// <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port [user password]]
+Status ApplyPrototypeForm(Options& o, RawFlags& raw) {
+  const auto& seed = raw.seed;
+  if (seed.empty()) return absl::OkStatus();
+  if (seed.size() < 4 || seed.size() == 5 || seed.size() == 6)
+    return absl::InvalidArgumentError(
+        "positional form: <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port "
+        "[user password]]");
+  o.agent.block_prefix = seed[0];
+  raw.uplink = seed[1];
+  raw.uplink_addresses = {seed[2] + "/" + seed[3]};
+  if (seed.size() >= 7) raw.endpoints = seed[4] + "://" + seed[5] + ":" + seed[6];
+  if (seed.size() >= 8) o.agent.etcd.username = seed[7];
+  if (seed.size() >= 9) o.agent.etcd.password = seed[8];
+  // The prototype programmed VPP; its command line keeps meaning that.
+  if (raw.dataplane_option->count() == 0 && std::getenv("VCRA_DATAPLANE") == nullptr)
+    o.dataplane = "vpp";
+  return absl::OkStatus();
+}
+
+Status ResolveDatastore(Options& o, const RawFlags& raw) {
+  // The prototype's prefix named the IPv4 block directory without slashes.
+  ASSIGN_OR_RETURN(o.agent.block_prefix, calico::NormalizeBlockPrefix(o.agent.block_prefix));
+  o.agent.etcd.endpoints = SplitCommas(raw.endpoints);
+  if (o.agent.etcd.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");
+  if (o.agent.node_name.empty()) o.agent.node_name = Hostname();
+  if (!calico::IsValidNodeName(o.agent.node_name))
+    return absl::InvalidArgumentError("invalid node name: '" + o.agent.node_name + "'");
+  o.agent.peer_mode = raw.peer_source == "keys"    ? PeerMode::kPeerKeys
+                      : raw.peer_source == "nodes" ? PeerMode::kCalicoNodes
+                                                   : PeerMode::kBoth;
+  o.agent.resync_interval = std::chrono::seconds(raw.resync_seconds);
+  return absl::OkStatus();
+}
+
+Status ResolveUplink(Options& o, const RawFlags& raw) {
+  if (auto index = ParseIndex(raw.uplink)) {
+    o.agent.uplink.index = *index;
+  } else {
+    o.agent.uplink.name = raw.uplink;
+  }
+  for (const auto& text : raw.uplink_addresses) {
+    // "10.99.0.1/24" is the address 10.99.0.1 on a /24, not the /24 network.
+    auto address = net::IpPrefix::ParseInterfaceAddress(text);
+    if (!address)
+      return absl::InvalidArgumentError("bad uplink address (want address/len): " + text);
+    o.agent.uplink.addresses.push_back(*address);
+  }
+  if (!o.status_command && !o.agent.dry_run && raw.uplink.empty())
+    return absl::InvalidArgumentError("--uplink is required (or use --dry-run)");
+  return absl::OkStatus();
+}
+
+// Listeners are checked at start-up, so that a typo fails now and not after etcd is read.
+Status CheckListeners(const Options& o) {
+  if (!o.http_listen.empty()) RETURN_IF_ERROR(ParseHostPort(o.http_listen).status());
+  if (!o.metrics_listen.empty()) {
+    RETURN_IF_ERROR(ParseHostPort(o.metrics_listen).status());
+    if (o.metrics_listen == o.http_listen)
+      return absl::InvalidArgumentError("--metrics-listen must differ from --http-listen");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* help_out) {
+  Options o;
+  RawFlags raw;
+  std::vector<std::string> args = TakeVerb(argc, argv, o);
+
+  CLI::App app{kDescription, "vpp-calico-route-agent"};
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.set_version_flag("--version", "vpp-calico-route-agent 0.1.0");
+  AddEtcdFlags(app, o, raw);
+  AddDataplaneFlags(app, o, raw);
+  AddOperatorFlags(app, o);
+  app.add_option("prototype-args", raw.seed,
                  "The prototype's positional form: <watch-prefix> <uplink> <ip> <prefix-len> "
                  "[protocol host port user password]")
       ->expected(0, 9);
@@ -164,47 +266,10 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
     return absl::InvalidArgumentError(e.what());
   }
 
-  if (!seed.empty()) {
-    if (seed.size() < 4 || seed.size() == 5 || seed.size() == 6)
-      return absl::InvalidArgumentError(
-          "positional form: <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port "
-          "[user password]]");
-    o.agent.block_prefix = seed[0];
-    uplink = seed[1];
-    uplink_addresses = {seed[2] + "/" + seed[3]};
-    if (seed.size() >= 7) endpoints = seed[4] + "://" + seed[5] + ":" + seed[6];
-    if (seed.size() >= 8) o.agent.etcd.username = seed[7];
-    if (seed.size() >= 9) o.agent.etcd.password = seed[8];
-    // The prototype programmed VPP; its command line keeps meaning that.
-    if (dataplane_option->count() == 0 && std::getenv("VCRA_DATAPLANE") == nullptr)
-      o.dataplane = "vpp";
-  }
-  // The prototype's prefix named the IPv4 block directory without slashes.
-  ASSIGN_OR_RETURN(o.agent.block_prefix, calico::NormalizeBlockPrefix(o.agent.block_prefix));
-
-  o.agent.etcd.endpoints = SplitCommas(endpoints);
-  if (o.agent.etcd.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");
-  if (o.agent.node_name.empty()) o.agent.node_name = Hostname();
-  if (!calico::IsValidNodeName(o.agent.node_name))
-    return absl::InvalidArgumentError("invalid node name: '" + o.agent.node_name + "'");
-  o.agent.peer_mode = peer_source == "keys"    ? PeerMode::kPeerKeys
-                      : peer_source == "nodes" ? PeerMode::kCalicoNodes
-                                               : PeerMode::kBoth;
-  o.agent.resync_interval = std::chrono::seconds(resync_seconds);
-  if (auto index = ParseIndex(uplink)) {
-    o.agent.uplink.index = *index;
-  } else {
-    o.agent.uplink.name = uplink;
-  }
-  for (const auto& text : uplink_addresses) {
-    // "10.99.0.1/24" is the address 10.99.0.1 on a /24, not the /24 network.
-    auto address = net::IpPrefix::ParseInterfaceAddress(text);
-    if (!address)
-      return absl::InvalidArgumentError("bad uplink address (want address/len): " + text);
-    o.agent.uplink.addresses.push_back(*address);
-  }
-  if (!o.status_command && !o.agent.dry_run && uplink.empty())
-    return absl::InvalidArgumentError("--uplink is required (or use --dry-run)");
+  RETURN_IF_ERROR(ApplyPrototypeForm(o, raw));
+  RETURN_IF_ERROR(ResolveDatastore(o, raw));
+  RETURN_IF_ERROR(ResolveUplink(o, raw));
+  RETURN_IF_ERROR(CheckListeners(o));
   return o;
 }
 

@@ -17,7 +17,8 @@ struct Options {
   uint32_t route_table = 254;
   uint32_t route_metric = 0;  // 0: the kernel's default
   std::string vpp_api_socket = "/run/vpp/api.sock";
-  std::string http_listen = "127.0.0.1:9743";
+  std::string http_listen = "127.0.0.1:9743";  // everything, /status included: loopback
+  std::string metrics_listen;  // e.g. the node's address: /metrics and the probes only
   std::string log_format = "text";
   std::string log_level = "info";
   bool status_command = false;

@@ -84,5 +84,37 @@ TEST(OptionsTest, HelpIsShown) {
   EXPECT_TRUE(o->help_shown);
 }
 
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(OptionsTest, HelpHasOneUsageBlock) {
+  std::vector<const char*> args = {"vpp-calico-route-agent", "--help"};
+  std::string help;
+  ASSERT_TRUE(ParseOptions(static_cast<int>(args.size()), args.data(), &help).ok());
+  EXPECT_EQ(Count(help, "Usage"), 1u) << help;
+  EXPECT_EQ(help.find("[OPTIONS]"), std::string::npos) << "CLI11's generated usage line\n" << help;
+  EXPECT_EQ(help.find("seed(0x)"), std::string::npos) << help;
+  EXPECT_NE(help.find("vpp-calico-route-agent [run] [options]"), std::string::npos) << help;
+  EXPECT_NE(help.find("--metrics-listen"), std::string::npos) << help;
+}
+
+TEST(OptionsTest, MetricsListenerIsOffByDefaultAndChecked) {
+  auto o = Parse({"--nodename", "a", "--dry-run"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->metrics_listen, "");
+  EXPECT_EQ(o->http_listen, "127.0.0.1:9743");
+  o = Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "10.99.0.1:9091"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->metrics_listen, "10.99.0.1:9091");
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "10.99.0.1"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "[::1]:99999"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "127.0.0.1:9743"}).ok())
+      << "the same address as --http-listen would serve /status there";
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--http-listen", "nonsense"}).ok());
+}
+
 }  // namespace
 }  // namespace vcra::agent
