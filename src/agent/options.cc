@@ -130,9 +130,10 @@ void AddDataplaneFlags(CLI::App& app, Options& o, RawFlags& raw) {
       ->check(CLI::Range(5u, 255u))
       ->capture_default_str();
   app.add_option("--route-metric", o.route_metric,
-                 "Linux: metric of the agent's routes (0 = kernel default). A metric no other "
-                 "route source uses keeps the kernel from letting our replace take over a "
-                 "foreign route for the same prefix")
+                 "Linux: metric of the agent's routes (0 = kernel default). The kernel keys a "
+                 "route by table, prefix and metric: at a metric no other route source uses, "
+                 "the agent's route lives beside a foreign route for the same prefix instead "
+                 "of being refused as a conflict")
       ->capture_default_str();
   app.add_option("--route-table", o.route_table, "Linux: routing table")
       ->check(CLI::Range(1u, 0xFFFFFFFEu))
