@@ -452,9 +452,9 @@ TEST_F(EtcdTest, DISABLED_ListingSpeed100kKeys) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
   };
   std::printf("[ speed    ] wrote %d keys in %.1f s\n", kKeys, seconds(t0));
-  std::string etcdctl =
-      absl::StrCat("ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=", server_->endpoint(0),
-                   " get --prefix /speed/ >/dev/null");
+  std::string etcdctl = absl::StrCat(
+      "ETCDCTL_API=3 /usr/bin/etcdctl --command-timeout=300s --endpoints=", server_->endpoint(0),
+      " get --prefix /speed/ >/dev/null");
   for (int round = 0; round < 2; ++round) {
     for (int64_t page : {1000, 5000, 10000}) {
       for (bool pipeline : {false, true}) {
