@@ -225,7 +225,13 @@ class GrpcEtcdClient final : public EtcdClient {
     // every revision already committed, whatever member or proxy answers.
     req.set_serializable(revision != 0);
     ASSIGN_OR_RETURN(pb::RangeResponse page, RangePage(req));
-    if (revision == 0) req.set_revision(page.header().revision());
+    if (revision == 0) {
+      if (page.header().revision() <= 0) {
+        return absl::InternalError(
+            absl::StrCat("etcd Range answered with revision ", page.header().revision()));
+      }
+      req.set_revision(page.header().revision());
+    }
     out.revision = req.revision();
     req.set_serializable(true);
     for (int n = 0; n < kMaxPages; ++n) {
