@@ -12,14 +12,25 @@
 // NOTE (auth): the token from Auth.Authenticate is sent as the "token" metadata. etcd's simple
 // tokens expire (and are member state), so an "invalid auth token" answer triggers one
 // re-authentication and one retry of the call.
+//
+// NOTE (listing): a listing's first page is linearizable at the latest revision R; every later
+// page is serializable and pinned at R. A pinned serializable read is answered by whichever
+// member (or gRPC proxy, from its cache) gets it, without a round to the leader, and it is exact:
+// history at R never changes. The first page must not be serializable: a lagging follower would
+// answer with an old R, and a gRPC proxy caches serializable answers at revision 0 until a write
+// *through that proxy* invalidates them, so its R can be arbitrarily old, even compacted, and a
+// re-list after compaction would be served the same compacted R again. docs/design.md ("etcd")
+// has the argument why the watch from R+1 makes the result exact.
 
 #include "datastore/etcd_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -92,6 +103,12 @@ Status ToStatus(const std::string& what, const std::string& endpoint, const grpc
   return Status(static_cast<absl::StatusCode>(s.error_code()), msg);
 }
 
+// etcd's answer to a read at a revision its member has not applied yet.
+bool IsFutureRevision(const Status& s) {
+  return Contains(std::string_view(s.message().data(), s.message().size()),
+                  "required revision is a future revision");
+}
+
 bool IsFailover(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
@@ -104,9 +121,24 @@ bool IsStaleToken(grpc::StatusCode code, std::string_view message) {
          Contains(message, "revision of auth store is old");
 }
 
+// gRPC (Debian's 1.51) runs TLS handshakes on its own thread pools (EventEngine, executor),
+// whose threads are never joined: they are still alive when the process exits. Each thread that
+// did a handshake holds OpenSSL per-thread state (its random generators), freed by a
+// thread-local destructor when the thread ends. OpenSSL's default atexit handler deletes that
+// thread-local key while those threads still run, so their state can no longer be freed nor
+// found: LeakSanitizer reported it as "leaked from CRYPTO_zalloc" in about one exit in five
+// (whenever a pool thread had done a handshake). Leaving OpenSSL initialised until the process
+// is gone fixes this at the cause; the OS reclaims the memory at exit either way. Must run
+// before anything else initialises OpenSSL, so it is the first thing a client does.
+void KeepOpenSslUntilExit() {
+  static std::once_flag once;
+  std::call_once(once, [] { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr); });
+}
+
 class GrpcEtcdClient final : public EtcdClient {
  public:
   static StatusOr<std::unique_ptr<GrpcEtcdClient>> Make(const EtcdConfig& config) {
+    KeepOpenSslUntilExit();
     if (config.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");
     if (config.page_size <= 0) {
       return absl::InvalidArgumentError("etcd page_size must be positive");
@@ -179,6 +211,8 @@ class GrpcEtcdClient final : public EtcdClient {
     return client;
   }
 
+  // See the NOTE (listing) at the top. Page N+1 is requested (on a helper thread) before page
+  // N's keys are moved into the result, so the server works on the next page while we copy.
   StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision) override {
     Snapshot out;
     pb::RangeRequest req;
@@ -187,29 +221,65 @@ class GrpcEtcdClient final : public EtcdClient {
     req.set_range_end(PrefixRangeEnd(prefix));
     req.set_limit(config_.page_size);
     req.set_revision(revision);
-    for (int page = 0; page < kMaxPages; ++page) {
-      pb::RangeResponse resp;
-      range_rpcs_.fetch_add(1, std::memory_order_relaxed);
-      RETURN_IF_ERROR(Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
-        resp.Clear();
-        return ep.kv->Range(ctx, req, &resp);
-      }));
-      // Every later page reads at the first page's revision, so the pages form one consistent
-      // listing even while keys change.
-      if (req.revision() == 0) req.set_revision(resp.header().revision());
-      out.revision = req.revision();
-      for (auto& kv : *resp.mutable_kvs()) {
+    // Without a revision the first page is linearizable: its header revision R is then at least
+    // every revision already committed, whatever member or proxy answers.
+    req.set_serializable(revision != 0);
+    ASSIGN_OR_RETURN(pb::RangeResponse page, RangePage(req));
+    if (revision == 0) {
+      if (page.header().revision() <= 0) {
+        return absl::InternalError(
+            absl::StrCat("etcd Range answered with revision ", page.header().revision()));
+      }
+      req.set_revision(page.header().revision());
+    }
+    out.revision = req.revision();
+    req.set_serializable(true);
+    for (int n = 0; n < kMaxPages; ++n) {
+      std::future<StatusOr<pb::RangeResponse>> next;
+      if (page.more()) {
+        if (page.kvs_size() == 0) {
+          return absl::InternalError("etcd Range answered more=true with no keys");
+        }
+        // The smallest key after the last one received.
+        req.set_key(page.kvs(page.kvs_size() - 1).key() + std::string(1, '\0'));
+        if (config_.pipeline_pages) {
+          next = std::async(std::launch::async, [this, req] { return RangePage(req); });
+        } else {
+          next = std::async(std::launch::deferred, [this, req] { return RangePage(req); });
+        }
+      }
+      out.kvs.reserve(out.kvs.size() + page.kvs_size());
+      for (auto& kv : *page.mutable_kvs()) {
         out.kvs.push_back(KeyValue{std::move(*kv.mutable_key()), std::move(*kv.mutable_value()),
                                    kv.mod_revision()});
       }
-      if (!resp.more()) return out;
-      if (resp.kvs_size() == 0) {
-        return absl::InternalError("etcd Range answered more=true with no keys");
-      }
-      // The smallest key after the last one received.
-      req.set_key(out.kvs.back().key + std::string(1, '\0'));
+      if (!next.valid()) return out;
+      ASSIGN_OR_RETURN(page, next.get());
     }
     return absl::InternalError("etcd Range did not finish within the page bound");
+  }
+
+  StatusOr<pb::RangeResponse> RangePage(const pb::RangeRequest& req) {
+    pb::RangeResponse resp;
+    range_rpcs_.fetch_add(1, std::memory_order_relaxed);
+    Status s = Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      resp.Clear();
+      return ep.kv->Range(ctx, req, &resp);
+    });
+    if (s.ok() || !req.serializable() || !IsFutureRevision(s)) {
+      RETURN_IF_ERROR(s);
+      return resp;
+    }
+    // A member that has not applied R yet (we failed over mid-listing to a lagging follower)
+    // refuses a serializable read at R; a linearizable one waits until it has caught up.
+    pb::RangeRequest linearizable = req;
+    linearizable.set_serializable(false);
+    range_rpcs_.fetch_add(1, std::memory_order_relaxed);
+    RETURN_IF_ERROR(Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      resp.Clear();
+      return ep.kv->Range(ctx, linearizable, &resp);
+    }));
+    return resp;
   }
 
   StatusOr<int64_t> Put(const std::string& key, const std::string& value) override {
@@ -492,6 +562,14 @@ class WatchLoop {
     while (!stopping_) {
       if (need_list) {
         auto snapshot = List(client);
+        if (snapshot.ok() && !next_rev_.empty() &&
+            snapshot->revision + 1 < *std::max_element(next_rev_.begin(), next_rev_.end())) {
+          // Cannot happen with a linearizable first page; a misbehaving server or proxy must
+          // not make us go back in time (the sink would re-apply older values).
+          snapshot = absl::InternalError(absl::StrCat(
+              "etcd listed at revision ", snapshot->revision, ", older than revision ",
+              *std::max_element(next_rev_.begin(), next_rev_.end()) - 1, " already delivered"));
+        }
         if (!snapshot.ok()) {
           if (stopping_) break;
           ReportConnection(false, std::string(snapshot.status().message()));
@@ -558,23 +636,31 @@ class WatchLoop {
     return end;
   }
 
+  using WatchStream = grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>;
+
+  // What one stream has learnt so far.
+  struct StreamState {
+    std::map<int64_t, size_t> index_of;  // watch id -> prefix index
+    std::vector<Change> pending;         // events of a fragmented response
+  };
+
   End RunStream(GrpcEtcdClient& client, const GrpcEtcdClient::Connection& conn,
                 grpc::ClientContext& ctx, std::string* reason) {
     auto stub = pb::Watch::NewStub(conn.channel);
-    auto stream = stub->Watch(&ctx);
-    // Closes the stream however we leave: a sync stream must be drained and finished.
-    auto finish = [&](End end) {
-      ctx.TryCancel();
-      pb::WatchResponse ignored;
-      while (stream->Read(&ignored)) {
+    std::unique_ptr<WatchStream> stream = stub->Watch(&ctx);
+    if (!CreateWatches(*stream)) return CloseStream(*stream, ctx, conn, End::kBroken, reason);
+    StreamState state;
+    pb::WatchResponse resp;
+    while (stream->Read(&resp)) {
+      if (std::optional<End> end = OnResponse(client, conn, resp, state, reason)) {
+        return CloseStream(*stream, ctx, conn, *end, reason);
       }
-      grpc::Status s = stream->Finish();
-      if (end == End::kBroken && reason->empty()) {
-        *reason = absl::StrCat("watch stream to ", conn.display, " ended: ", s.error_message());
-      }
-      return stopping_ ? End::kStopped : end;
-    };
+    }
+    return StreamBroke(client, conn, stream->Finish(), reason);
+  }
 
+  // One create request per prefix, each from that prefix's next revision.
+  bool CreateWatches(WatchStream& stream) {
     for (size_t i = 0; i < prefixes_.size(); ++i) {
       pb::WatchRequest req;
       auto* create = req.mutable_create_request();
@@ -584,76 +670,113 @@ class WatchLoop {
       create->set_progress_notify(true);
       create->set_prev_kv(true);
       create->set_fragment(true);
-      if (!stream->Write(req)) return finish(End::kBroken);
+      if (!stream.Write(req)) return false;
     }
+    return true;
+  }
 
-    // etcd answers create requests in order; the i-th "created" carries prefix i's watch id.
-    std::map<int64_t, size_t> index_of;
-    std::vector<Change> pending;  // events of a fragmented response
-    pb::WatchResponse resp;
-    while (stream->Read(&resp)) {
-      if (resp.compact_revision() != 0) {
-        *reason = absl::StrCat("watch start revision compacted (compact revision ",
-                               resp.compact_revision(), ")");
-        return finish(End::kCompacted);
-      }
-      if (resp.created() && !resp.canceled()) {
-        size_t i = index_of.size();
-        if (i >= prefixes_.size()) {
-          *reason = "etcd created more watches than requested";
-          return finish(End::kBroken);
-        }
-        index_of[resp.watch_id()] = i;
-        if (index_of.size() == prefixes_.size()) {
-          LOG_INFO("etcd watcher: watching {} prefixes on {}", prefixes_.size(), conn.display);
-          ReportConnection(true, "");
-          backoff_.Reset();
-        }
-      }
-      if (resp.canceled()) {
-        *reason = absl::StrCat("watch canceled by ", conn.display, ": ", resp.cancel_reason());
-        if (Contains(resp.cancel_reason(), "compacted")) return finish(End::kCompacted);
-        // etcd refuses a watch made with an expired token as "permission denied", not as an
-        // invalid token; a fresh token costs one RPC per retry, a stale one would loop forever.
-        if (client.HasAuth()) client.InvalidateToken();
-        return finish(End::kBroken);
-      }
-      if (resp.events_size() == 0 && !resp.created()) {
-        // A progress notification: nothing at or below header.revision is still to come.
-        // watch_id -1 answers a stream-wide progress request and covers every watch.
-        int64_t next = resp.header().revision() + 1;
-        for (auto& [id, i] : index_of) {
-          if (resp.watch_id() == -1 || id == resp.watch_id()) {
-            next_rev_[i] = std::max(next_rev_[i], next);
-          }
-        }
-        continue;
-      }
-      if (resp.events_size() == 0) continue;
-      auto it = index_of.find(resp.watch_id());
-      if (it == index_of.end()) {
-        *reason = absl::StrCat("events for unknown watch id ", resp.watch_id());
-        return finish(End::kBroken);
-      }
-      size_t i = it->second;
-      for (auto& ev : *resp.mutable_events()) {
-        auto* kv = ev.mutable_kv();
-        // At or after a reconnect etcd may replay what we already have.
-        if (kv->mod_revision() < next_rev_[i]) continue;
-        Change c;
-        c.type = ev.type() == mvccpb::Event::DELETE ? Change::Type::kDelete : Change::Type::kPut;
-        c.key = std::move(*kv->mutable_key());
-        if (c.type == Change::Type::kPut) c.value = std::move(*kv->mutable_value());
-        c.revision = kv->mod_revision();
-        pending.push_back(std::move(c));
-      }
-      if (resp.fragment()) continue;
-      // Only advance after a whole response: one revision (a txn) may hold several events.
-      for (const Change& c : pending) next_rev_[i] = std::max(next_rev_[i], c.revision + 1);
-      if (!pending.empty() && sink_.on_changes) sink_.on_changes(std::move(pending));
-      pending.clear();
+  // Handles one response; returns how the stream ends, or nothing to keep reading.
+  std::optional<End> OnResponse(GrpcEtcdClient& client, const GrpcEtcdClient::Connection& conn,
+                                pb::WatchResponse& resp, StreamState& state, std::string* reason) {
+    if (resp.compact_revision() != 0) {
+      *reason = absl::StrCat("watch start revision compacted (compact revision ",
+                             resp.compact_revision(), ")");
+      return End::kCompacted;
     }
-    grpc::Status s = stream->Finish();
+    if (resp.created() && !resp.canceled()) {
+      if (auto end = OnCreated(conn, resp, state, reason)) return end;
+    }
+    if (resp.canceled()) return OnCanceled(client, conn, resp, reason);
+    if (resp.events_size() == 0) {
+      if (!resp.created()) OnProgress(resp, state);
+      return std::nullopt;
+    }
+    return OnEvents(resp, state, reason);
+  }
+
+  // etcd answers create requests in order; the i-th "created" carries prefix i's watch id.
+  std::optional<End> OnCreated(const GrpcEtcdClient::Connection& conn,
+                               const pb::WatchResponse& resp, StreamState& state,
+                               std::string* reason) {
+    size_t i = state.index_of.size();
+    if (i >= prefixes_.size()) {
+      *reason = "etcd created more watches than requested";
+      return End::kBroken;
+    }
+    state.index_of[resp.watch_id()] = i;
+    if (state.index_of.size() == prefixes_.size()) {
+      LOG_INFO("etcd watcher: watching {} prefixes on {}", prefixes_.size(), conn.display);
+      ReportConnection(true, "");
+      backoff_.Reset();
+    }
+    return std::nullopt;
+  }
+
+  End OnCanceled(GrpcEtcdClient& client, const GrpcEtcdClient::Connection& conn,
+                 const pb::WatchResponse& resp, std::string* reason) {
+    *reason = absl::StrCat("watch canceled by ", conn.display, ": ", resp.cancel_reason());
+    if (Contains(resp.cancel_reason(), "compacted")) return End::kCompacted;
+    // etcd refuses a watch made with an expired token as "permission denied", not as an
+    // invalid token; a fresh token costs one RPC per retry, a stale one would loop forever.
+    if (client.HasAuth()) client.InvalidateToken();
+    return End::kBroken;
+  }
+
+  // A progress notification: nothing at or below header.revision is still to come.
+  // watch_id -1 answers a stream-wide progress request and covers every watch. (A gRPC proxy
+  // answers progress requests with revision 0; max() makes that harmless.)
+  void OnProgress(const pb::WatchResponse& resp, const StreamState& state) {
+    int64_t next = resp.header().revision() + 1;
+    for (auto& [id, i] : state.index_of) {
+      if (resp.watch_id() == -1 || id == resp.watch_id()) {
+        next_rev_[i] = std::max(next_rev_[i], next);
+      }
+    }
+  }
+
+  std::optional<End> OnEvents(pb::WatchResponse& resp, StreamState& state, std::string* reason) {
+    auto it = state.index_of.find(resp.watch_id());
+    if (it == state.index_of.end()) {
+      *reason = absl::StrCat("events for unknown watch id ", resp.watch_id());
+      return End::kBroken;
+    }
+    size_t i = it->second;
+    for (auto& ev : *resp.mutable_events()) {
+      auto* kv = ev.mutable_kv();
+      // At or after a reconnect etcd may replay what we already have.
+      if (kv->mod_revision() < next_rev_[i]) continue;
+      Change c;
+      c.type = ev.type() == mvccpb::Event::DELETE ? Change::Type::kDelete : Change::Type::kPut;
+      c.key = std::move(*kv->mutable_key());
+      if (c.type == Change::Type::kPut) c.value = std::move(*kv->mutable_value());
+      c.revision = kv->mod_revision();
+      state.pending.push_back(std::move(c));
+    }
+    if (resp.fragment()) return std::nullopt;
+    // Only advance after a whole response: one revision (a txn) may hold several events.
+    for (const Change& c : state.pending) next_rev_[i] = std::max(next_rev_[i], c.revision + 1);
+    if (!state.pending.empty() && sink_.on_changes) sink_.on_changes(std::move(state.pending));
+    state.pending.clear();
+    return std::nullopt;
+  }
+
+  // Closes the stream when we end it: a sync stream must be drained and finished.
+  End CloseStream(WatchStream& stream, grpc::ClientContext& ctx,
+                  const GrpcEtcdClient::Connection& conn, End end, std::string* reason) {
+    ctx.TryCancel();
+    pb::WatchResponse ignored;
+    while (stream.Read(&ignored)) {
+    }
+    grpc::Status s = stream.Finish();
+    if (end == End::kBroken && reason->empty()) {
+      *reason = absl::StrCat("watch stream to ", conn.display, " ended: ", s.error_message());
+    }
+    return stopping_ ? End::kStopped : end;
+  }
+
+  // The server ended the stream.
+  End StreamBroke(GrpcEtcdClient& client, const GrpcEtcdClient::Connection& conn,
+                  const grpc::Status& s, std::string* reason) {
     if (stopping_) return End::kStopped;
     *reason = absl::StrCat("watch stream to ", conn.display, " broke: ", s.error_message(),
                            " (grpc code ", static_cast<int>(s.error_code()), ")");

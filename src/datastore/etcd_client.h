@@ -37,7 +37,11 @@ struct EtcdConfig {
   std::string key_file;
   std::chrono::milliseconds dial_timeout{3000};
   std::chrono::milliseconds request_timeout{10000};
-  int64_t page_size = 1000;  // keys per Range page
+  // Keys per Range page. 5000 pages of ~900 B blocks are ~4.5 MB: the client accepts replies up
+  // to 256 MiB (etcd's own limit is what it sends, 2 GiB by default).
+  int64_t page_size = 5000;
+  // Request page N+1 before copying page N out of its reply. Off only to measure its effect.
+  bool pipeline_pages = true;
 };
 
 struct KeyValue {

@@ -22,11 +22,9 @@
 
 namespace vcra::testing {
 
-namespace {
-
-// Free loopback ports: bind port 0 and read what the kernel chose. All sockets stay open until
-// every port is picked so that the ports are distinct; etcd binds them a moment later.
-StatusOr<std::vector<int>> FreePorts(int count) {
+// All sockets stay open until every port is picked so that the ports are distinct; etcd binds
+// them a moment later.
+StatusOr<std::vector<int>> FreeLoopbackPorts(int count) {
   std::vector<int> fds;
   std::vector<int> ports;
   Status status;
@@ -53,6 +51,8 @@ StatusOr<std::vector<int>> FreePorts(int count) {
   if (!status.ok()) return status;
   return ports;
 }
+
+namespace {
 
 std::string Quote(const std::string& s) {
   std::string out = "'";
@@ -114,7 +114,7 @@ StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(const EtcdServerOptions&
   server->base_dir_ = tmpl;
   std::ofstream(server->base_dir_ + "/owner.pid") << getpid() << "\n";
   server->cluster_token_ = absl::StrCat("vcra-test-", getpid(), "-", server->base_dir_.substr(15));
-  ASSIGN_OR_RETURN(std::vector<int> ports, FreePorts(2 * options.members));
+  ASSIGN_OR_RETURN(std::vector<int> ports, FreeLoopbackPorts(2 * options.members));
   for (int i = 0; i < options.members; ++i) {
     Member m;
     m.name = absl::StrCat("m", i);
@@ -259,6 +259,43 @@ Status EtcdServer::StartMember(int member) {
 }
 
 bool EtcdServer::IsRunning(int member) const { return members_.at(member).pid > 0; }
+
+namespace {
+
+// The number after `"field" : ` in etcdctl's `-w fields` output, 0 when absent.
+uint64_t FieldValue(const std::string& text, const std::string& field) {
+  std::string needle = absl::StrCat("\"", field, "\" : ");
+  size_t at = text.find(needle);
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text.c_str() + at + needle.size(), nullptr, 10);
+}
+
+}  // namespace
+
+StatusOr<int> EtcdServer::LeaderMember() const {
+  for (int i = 0; i < members(); ++i) {
+    if (!IsRunning(i)) continue;
+    std::string command = absl::StrCat(
+        "ETCDCTL_API=3 timeout 10 /usr/bin/etcdctl --command-timeout=3s --endpoints=", endpoint(i));
+    if (!options_.server_cert_file.empty()) {
+      absl::StrAppend(&command, " --cacert=", Quote(options_.ca_file),
+                      " --cert=", Quote(options_.client_cert_file),
+                      " --key=", Quote(options_.client_key_file));
+    }
+    absl::StrAppend(&command, " endpoint status -w fields 2>/dev/null");
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) continue;
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+    pclose(pipe);
+    uint64_t member_id = FieldValue(out, "MemberID");
+    uint64_t leader = FieldValue(out, "Leader");
+    if (member_id != 0 && member_id == leader) return i;
+  }
+  return absl::UnavailableError("no running etcd member reports itself as the leader");
+}
 
 Status EtcdServer::Compact(int64_t revision) {
   datastore::EtcdConfig config = ClientConfig();

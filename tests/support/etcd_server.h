@@ -22,6 +22,9 @@
 
 namespace vcra::testing {
 
+// Free 127.0.0.1 TCP ports: binds port 0 and reads what the kernel chose.
+StatusOr<std::vector<int>> FreeLoopbackPorts(int count);
+
 struct EtcdServerOptions {
   int members = 1;
   // Appended to every member's command line, e.g. {"--auth-token-ttl=1"}.
@@ -61,6 +64,10 @@ class EtcdServer {
   // Starts member i again with the same data directory and ports, and waits until it answers.
   Status StartMember(int member);
   bool IsRunning(int member) const;
+
+  // The member that is the raft leader now (etcd's Maintenance.Status RPC, through etcdctl),
+  // or an error when no running member reports one.
+  StatusOr<int> LeaderMember() const;
 
   // Compacts history up to `revision` (KV.Compact through our client).
   Status Compact(int64_t revision);
