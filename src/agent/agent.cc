@@ -99,6 +99,7 @@ Status Agent::Run() {
 }
 
 Status Agent::Start() {
+  if (watcher_) return absl::FailedPreconditionError("the agent was started already");
   ASSIGN_OR_RETURN(config_.block_prefix, calico::NormalizeBlockPrefix(config_.block_prefix));
   std::vector<std::string> prefixes = {config_.block_prefix};
   if (config_.peer_mode != PeerMode::kCalicoNodes) prefixes.emplace_back(calico::kPeerPrefix);
@@ -112,7 +113,7 @@ Status Agent::Start() {
       auto client = datastore::EtcdClient::Create(config_.etcd);
       if (!client.ok()) return client.status();
       publisher_client_ = std::move(*client);
-      publisher_ = std::make_unique<WorkQueue>("vcra-publish");
+      publisher_ = MakeExecutor("vcra-publish");
     }
     dataplane_worker_ = MakeExecutor("vcra-dataplane");
     LifecycleConfig lc;
