@@ -15,7 +15,18 @@ std::string_view OpTypeName(dataplane::OpType t) {
   return t == dataplane::OpType::kUpsert ? "upsert" : "delete";
 }
 
-enum class OpResultKind : uint8_t { kOk, kUnavailable, kError };
+enum class OpResultKind : uint8_t { kOk, kUnavailable, kError, kConflict };
+constexpr std::array kOpResultKinds = {OpResultKind::kOk, OpResultKind::kUnavailable,
+                                       OpResultKind::kError, OpResultKind::kConflict};
+
+OpResultKind KindOf(const net::RouteOp& op, const Status& status) {
+  if (status.ok()) return OpResultKind::kOk;
+  if (absl::IsUnavailable(status)) return OpResultKind::kUnavailable;
+  if (op.type == net::OpType::kUpsert && absl::IsAlreadyExists(status)) {
+    return OpResultKind::kConflict;
+  }
+  return OpResultKind::kError;
+}
 
 std::string_view OpResultName(OpResultKind kind) {
   switch (kind) {
@@ -25,6 +36,8 @@ std::string_view OpResultName(OpResultKind kind) {
       return "unavailable";
     case OpResultKind::kError:
       return "error";
+    case OpResultKind::kConflict:
+      return "conflict";
   }
   return "unknown";
 }
@@ -41,20 +54,52 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 
 }  // namespace
 
-Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane)
+Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane, AgentDeps deps)
     : config_(std::move(config)),
+      deps_(std::move(deps)),
       dataplane_(std::move(dataplane)),
-      calculator_({config_.node_name, AddressesOf(config_.uplink)}) {}
+      clock_(deps_.clock ? *deps_.clock : system_clock_),
+      loop_(&clock_),
+      calculator_({config_.node_name, AddressesOf(config_.uplink)}),
+      reconciler_(routing::RetryPolicy{config_.route_retry_initial, config_.route_retry_max}),
+      publish_backoff_(config_.publish_backoff_initial, config_.publish_backoff_max,
+                       config_.backoff_jitter) {}
 
 Agent::~Agent() { StopThreads(); }
 
 void Agent::StopThreads() {
   if (watcher_) watcher_->Stop();
+  if (lifecycle_) lifecycle_->Stop();
   if (dataplane_worker_) dataplane_worker_->Stop();
   if (publisher_) publisher_->Stop();
 }
 
+std::unique_ptr<Executor> Agent::MakeExecutor(const std::string& name) {
+  if (deps_.executor_factory) return deps_.executor_factory(name);
+  return std::make_unique<WorkQueue>(name);
+}
+
+DataplaneState Agent::dataplane_state() const {
+  return lifecycle_ ? lifecycle_->state() : DataplaneState::kDisconnected;
+}
+
+const LifecycleStats* Agent::lifecycle_stats() const {
+  return lifecycle_ ? &lifecycle_->stats() : nullptr;
+}
+
 Status Agent::Run() {
+  RETURN_IF_ERROR(Start());
+  running_ = true;
+  loop_.Run();
+  running_ = false;
+  StopThreads();
+  if (!fatal_status_.ok()) return fatal_status_;
+  LOG_INFO("agent stopped; routes left in place");
+  return absl::OkStatus();
+}
+
+Status Agent::Start() {
+  if (watcher_) return absl::FailedPreconditionError("the agent was started already");
   ASSIGN_OR_RETURN(config_.block_prefix, calico::NormalizeBlockPrefix(config_.block_prefix));
   std::vector<std::string> prefixes = {config_.block_prefix};
   if (config_.peer_mode != PeerMode::kCalicoNodes) prefixes.emplace_back(calico::kPeerPrefix);
@@ -68,13 +113,34 @@ Status Agent::Run() {
       auto client = datastore::EtcdClient::Create(config_.etcd);
       if (!client.ok()) return client.status();
       publisher_client_ = std::move(*client);
-      publisher_ = std::make_unique<WorkQueue>("vcra-publish");
+      publisher_ = MakeExecutor("vcra-publish");
     }
-    dataplane_worker_ = std::make_unique<WorkQueue>("vcra-dataplane");
-    loop_.Post([this] {
-      StartConnect();
-      ScheduleResync();
-    });
+    dataplane_worker_ = MakeExecutor("vcra-dataplane");
+    LifecycleConfig lc;
+    lc.uplink = config_.uplink;
+    lc.batch_size = config_.batch_size;
+    lc.resync_interval = config_.resync_interval;
+    lc.probe_interval = config_.probe_interval;
+    lc.call_timeout = config_.dataplane_call_timeout;
+    lc.uplink_recheck_interval = config_.uplink_recheck_interval;
+    lc.reconnect_initial = config_.reconnect_backoff_initial;
+    lc.reconnect_max = config_.reconnect_backoff_max;
+    lc.reconnect_jitter = config_.backoff_jitter;
+    DataplaneLifecycle::Hooks hooks;
+    hooks.on_connected = [this](std::vector<net::IpPrefix> addresses) {
+      OnDataplaneConnected(std::move(addresses));
+    };
+    hooks.on_results = [this](const auto& ops, const auto& results) {
+      OnBatchResults(ops, results);
+    };
+    hooks.on_idle = [this] { OnDataplaneIdle(); };
+    hooks.on_error = [this](const std::string& error) { RecordError(error); };
+    hooks.on_resync = [this] { ++metrics_.resyncs; };
+    hooks.on_fatal = [this](const Status& status) { OnFatal(status); };
+    hooks.on_state_change = [this](DataplaneState) { UpdateReady(); };
+    lifecycle_ = std::make_unique<DataplaneLifecycle>(
+        std::move(lc), *dataplane_, *dataplane_worker_, loop_, reconciler_, std::move(hooks));
+    loop_.Post([this] { lifecycle_->Start(); });
   }
   LOG_INFO("agent for node {} starting: dataplane {}, etcd {}, watching {}", config_.node_name,
            config_.dry_run ? "none (dry run)" : dataplane_->Name(),
@@ -90,14 +156,12 @@ Status Agent::Run() {
   sink.on_connection = [this](bool connected, const std::string& reason) {
     loop_.Post([this, connected, reason] { OnEtcdConnection(connected, reason); });
   };
-  watcher_ = std::make_unique<datastore::EtcdWatcher>(config_.etcd, prefixes, std::move(sink));
+  if (deps_.watcher_factory) {
+    watcher_ = deps_.watcher_factory(prefixes, std::move(sink));
+  } else {
+    watcher_ = std::make_unique<datastore::EtcdWatcher>(config_.etcd, prefixes, std::move(sink));
+  }
   watcher_->Start();
-  running_ = true;
-  loop_.Run();
-  running_ = false;
-  StopThreads();
-  if (!fatal_status_.ok()) return fatal_status_;
-  LOG_INFO("agent stopped; routes left in place");
   return absl::OkStatus();
 }
 
@@ -132,8 +196,7 @@ void Agent::OnSnapshot(datastore::Snapshot&& snapshot) {
   for (const auto& change : changes) HandleChange(change);
   metrics_.etcd_events += changes.size();
   FlushDeltas();
-  if (!datastore_synced_) {
-    datastore_synced_ = true;
+  if (!reconciler_.datastore_synced()) {
     reconciler_.OnDatastoreSynced();
     LOG_INFO("first etcd listing complete in {} ms: {} blocks, {} routes desired, {} pending",
              std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count(),
@@ -246,6 +309,7 @@ void Agent::HandleClusterInformation(const datastore::Change& change) {
   }
   if (ready == datastore_ready_) return;
   datastore_ready_ = ready;
+  if (lifecycle_) lifecycle_->SetPaused(!ready);
   if (ready) {
     LOG_INFO("Calico datastoreReady is true again: programming resumes");
   } else {
@@ -270,139 +334,71 @@ void Agent::FlushDeltas() {
 // Dataplane side
 
 void Agent::Kick() {
-  if (config_.dry_run || !dataplane_connected_ || batch_in_flight_ || resync_in_flight_) return;
-  if (resync_wanted_) {
-    StartResync();
-    return;
-  }
-  if (!datastore_ready_) return;
-  auto now = clock_.Now();
-  auto ops = reconciler_.NextBatch(now, config_.batch_size);
-  if (ops.empty()) {
-    if (retry_timer_ != 0) loop_.Cancel(retry_timer_);
-    retry_timer_ = 0;
-    if (auto due = reconciler_.NextRetryTime()) {
-      retry_timer_ = loop_.RunAt(*due, [this] {
-        retry_timer_ = 0;
-        Kick();
-      });
-    }
-    if (datastore_synced_ && !first_programming_done_) {
-      first_programming_done_ = true;
-      LOG_INFO(
-          "initial programming complete: {} routes programmed, {} pending a peer address, "
-          "{} failing",
-          reconciler_.programmed_count(), calculator_.pending_count(), reconciler_.failing_count());
-    }
-    UpdateReady();
-    return;
-  }
-  batch_in_flight_ = true;
-  dataplane_worker_->Post([this, ops = std::move(ops)] {
-    auto results = dataplane_->Apply(ops);
-    loop_.Post([this, ops = std::move(ops), results = std::move(results)]() mutable {
-      OnBatchDone(std::move(ops), std::move(results));
-    });
-  });
+  if (lifecycle_) lifecycle_->Kick();
 }
 
-void Agent::OnBatchDone(std::vector<dataplane::RouteOp> ops,
-                        std::vector<dataplane::OpResult> results) {
-  batch_in_flight_ = false;
+void Agent::OnDataplaneIdle() {
+  if (reconciler_.datastore_synced() && !first_programming_done_) {
+    first_programming_done_ = true;
+    LOG_INFO(
+        "initial programming complete: {} routes programmed, {} pending a peer address, "
+        "{} failing, {} held by foreign routes",
+        reconciler_.programmed_count(), calculator_.pending_count(), reconciler_.failing_count(),
+        reconciler_.conflicting_count());
+  }
+  UpdateReady();
+}
+
+void Agent::OnBatchResults(const std::vector<net::RouteOp>& ops,
+                           const std::vector<net::OpResult>& results) {
   auto now = clock_.Now();
-  // An upsert that finds no device (ENODEV) means the uplink was deleted and maybe re-created
-  // with a new index: reconnecting re-runs EnsureUplink.
-  bool device_gone = false;
   for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
     const auto& op = ops[i];
     const auto& result = results[i];
-    OpResultKind kind = result.status.ok()                   ? OpResultKind::kOk
-                        : absl::IsUnavailable(result.status) ? OpResultKind::kUnavailable
-                                                             : OpResultKind::kError;
+    OpResultKind kind = KindOf(op, result.status);
     ++op_counts_[static_cast<size_t>(op.type)][static_cast<size_t>(kind)];
-    device_gone |= op.type == dataplane::OpType::kUpsert && absl::IsNotFound(result.status);
-    if (result.status.ok()) {
+    if (kind == OpResultKind::kOk) {
       auto seen = change_seen_at_.find(op.route.dst);
       if (seen != change_seen_at_.end()) {
         metrics_.event_to_route.Observe(std::chrono::duration<double>(now - seen->second).count());
         change_seen_at_.erase(seen);
       }
-    } else if (!absl::IsUnavailable(result.status)) {
+    } else if (kind == OpResultKind::kError) {
       LOG_WARN_ONCE_PER_KEY("op:" + op.route.dst.ToString(), "{} {} failed (will retry): {}",
                             OpTypeName(op.type), op.route.ToString(), result.status.message());
       RecordError(fmt::format("{} {}: {}", OpTypeName(op.type), op.route.ToString(),
                               result.status.message()));
     }
   }
-  bool lost = reconciler_.OnResults(results, now);
-  // At most every 30 s, so a route that fails this way for another reason cannot spin the
-  // connection.
-  if (!lost && device_gone && now - last_uplink_recheck_ > std::chrono::seconds(30)) {
-    last_uplink_recheck_ = now;
-    lost = true;
-  }
-  if (!first_programming_done_ && datastore_synced_) {
-    if (now - last_progress_log_ > std::chrono::seconds(2)) {
-      last_progress_log_ = now;
-      LOG_INFO("initial sync: {}/{} routes programmed", reconciler_.programmed_count(),
-               reconciler_.desired_count());
+  // A foreign route holding one of our prefixes: logged once when the conflict starts, not on
+  // every retry; /status and vcra_routes_conflicting show it for as long as it lasts.
+  if (auto started = reconciler_.TakeNewConflicts(); !started.empty()) {
+    auto conflicts = reconciler_.Conflicts();
+    for (const auto& dst : started) {
+      auto it = conflicts.find(dst);
+      std::string why = it != conflicts.end() ? it->second : "held by another route";
+      LOG_WARN("{} is held by a route that is not ours; ours goes in when it is removed: {}",
+               dst.ToString(), why);
+      RecordError(fmt::format("conflict {}: {}", dst.ToString(), why));
     }
   }
-  if (lost) {
-    OnDataplaneLost(device_gone ? "a route found no uplink device"
-                                : "dataplane connection lost during a batch");
-    return;
+  if (!first_programming_done_ && reconciler_.datastore_synced() &&
+      now - last_progress_log_ > config_.progress_log_interval) {
+    last_progress_log_ = now;
+    LOG_INFO("initial sync: {}/{} routes programmed", reconciler_.programmed_count(),
+             reconciler_.desired_count());
   }
-  Kick();
 }
 
-void Agent::StartConnect() {
-  if (connecting_ || dataplane_connected_) return;
-  connecting_ = true;
-  dataplane_worker_->Post([this] {
-    Status status = dataplane_->Connect();
-    if (status.ok()) status = dataplane_->EnsureUplink(config_.uplink);
-    StatusOr<std::vector<net::Route>> dump =
-        status.ok() ? dataplane_->DumpOwnedRoutes() : StatusOr<std::vector<net::Route>>(status);
-    std::vector<net::IpPrefix> addresses;
-    if (dump.ok()) addresses = dataplane_->UplinkAddresses();
-    loop_.Post([this, dump = std::move(dump), addresses = std::move(addresses)]() mutable {
-      OnConnected(std::move(dump), std::move(addresses));
-    });
-  });
-}
-
-void Agent::OnConnected(StatusOr<std::vector<net::Route>> dump,
-                        std::vector<net::IpPrefix> uplink_addresses) {
-  connecting_ = false;
-  if (absl::IsFailedPrecondition(dump.status()) || absl::IsInvalidArgument(dump.status())) {
-    // Retrying cannot help (e.g. a VPP whose API lacks messages we need, or a bad uplink
-    // address): refuse to run, with the reason.
-    LOG_ERROR("dataplane {} refused: {}", dataplane_->Name(), dump.status().message());
-    fatal_status_ = dump.status();
-    loop_.Stop();
-    return;
-  }
-  if (!dump.ok()) {
-    auto delay = connect_backoff_.Next();
-    LOG_WARN("dataplane {} not ready (retry in {} ms): {}", dataplane_->Name(),
-             std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(),
-             dump.status().message());
-    RecordError(fmt::format("dataplane: {}", dump.status().message()));
-    loop_.RunAfter(delay, [this] { StartConnect(); });
-    return;
-  }
-  if (reconciler_.stats().dumps > 0) ++metrics_.dataplane_reconnects;  // not the first connect
-  connect_backoff_.Reset();
-  dataplane_connected_ = true;
-  LOG_INFO("dataplane {} connected, uplink ready; it holds {} routes of ours", dataplane_->Name(),
-           dump->size());
-  reconciler_.OnDataplaneDump(*dump);
+void Agent::OnDataplaneConnected(std::vector<net::IpPrefix> uplink_addresses) {
+  if (lifecycle_->stats().connects > 1) ++metrics_.dataplane_reconnects;  // not the first connect
   LearnUplinkAddresses(std::move(uplink_addresses));
   PublishPeerAddresses();
-  ScheduleProbe();
-  Kick();
-  UpdateReady();
+}
+
+void Agent::OnFatal(const Status& status) {
+  fatal_status_ = status;
+  loop_.Stop();
 }
 
 void Agent::LearnUplinkAddresses(std::vector<net::IpPrefix> addresses) {
@@ -417,89 +413,8 @@ void Agent::LearnUplinkAddresses(std::vector<net::IpPrefix> addresses) {
   FlushDeltas();
 }
 
-void Agent::ScheduleProbe() {
-  if (probe_timer_ != 0) loop_.Cancel(probe_timer_);
-  probe_timer_ = loop_.RunAfter(config_.probe_interval, [this] {
-    probe_timer_ = 0;
-    if (!dataplane_connected_) return;  // the reconnect path schedules the next probe
-    if (batch_in_flight_ || resync_in_flight_ || probing_) {
-      ScheduleProbe();  // the dataplane is busy, so it is being exercised anyway
-      return;
-    }
-    probing_ = true;
-    dataplane_worker_->Post([this] {
-      Status status = dataplane_->Probe();
-      loop_.Post([this, status] {
-        probing_ = false;
-        if (absl::IsUnavailable(status) && dataplane_connected_) {
-          OnDataplaneLost(fmt::format("dataplane probe: {}", status.message()));
-          return;
-        }
-        ScheduleProbe();
-      });
-    });
-  });
-}
-
 void Agent::PushPoolsToDataplane() {
-  if (!dataplane_worker_) return;
-  dataplane_worker_->Post(
-      [this, pools = calculator_.RoutablePools()]() mutable { dataplane_->SetPools(pools); });
-}
-
-void Agent::OnDataplaneLost(const std::string& why) {
-  LOG_WARN("{}; reconnecting and replaying the full state", why);
-  RecordError(why);
-  dataplane_connected_ = false;
-  reconciler_.OnDataplaneLost();
-  UpdateReady();
-  auto delay = connect_backoff_.Next();
-  loop_.RunAfter(delay, [this] { StartConnect(); });
-}
-
-void Agent::ScheduleResync() {
-  if (resync_timer_ != 0) loop_.Cancel(resync_timer_);
-  resync_timer_ = loop_.RunAfter(config_.resync_interval, [this] {
-    resync_timer_ = 0;
-    StartResync();
-  });
-}
-
-void Agent::StartResync() {
-  if (!dataplane_connected_) {
-    ScheduleResync();
-    return;
-  }
-  if (batch_in_flight_ || resync_in_flight_) {
-    resync_wanted_ = true;
-    return;
-  }
-  resync_wanted_ = false;
-  resync_in_flight_ = true;
-  dataplane_worker_->Post([this] {
-    auto dump = dataplane_->DumpOwnedRoutes();
-    loop_.Post([this, dump = std::move(dump)]() mutable { OnResyncDump(std::move(dump)); });
-  });
-}
-
-void Agent::OnResyncDump(StatusOr<std::vector<net::Route>> dump) {
-  resync_in_flight_ = false;
-  ++metrics_.resyncs;
-  ScheduleResync();
-  if (!dump.ok()) {
-    if (absl::IsUnavailable(dump.status())) {
-      OnDataplaneLost(fmt::format("resync dump failed: {}", dump.status().message()));
-      return;
-    }
-    RecordError(fmt::format("resync: {}", dump.status().message()));
-    Kick();
-    return;
-  }
-  uint64_t before = reconciler_.stats().drift_repaired;
-  reconciler_.OnDataplaneDump(*dump);
-  uint64_t drift = reconciler_.stats().drift_repaired - before;
-  if (drift > 0) LOG_WARN("resync found {} routes changed behind our back; repairing", drift);
-  Kick();
+  if (lifecycle_) lifecycle_->PushPools(calculator_.RoutablePools());
 }
 
 void Agent::PublishPeerAddresses() {
@@ -545,11 +460,12 @@ void Agent::PublishPeerAddresses() {
 
 void Agent::RecordError(std::string error) {
   last_errors_.push_back(std::move(error));
-  if (last_errors_.size() > 20) last_errors_.erase(last_errors_.begin());
+  if (last_errors_.size() > config_.max_recent_errors) last_errors_.erase(last_errors_.begin());
 }
 
 void Agent::UpdateReady() {
-  ready_ = datastore_synced_ && etcd_connected_ && dataplane_connected_ && first_programming_done_;
+  ready_ = reconciler_.datastore_synced() && etcd_connected_ && lifecycle_ &&
+           lifecycle_->connected() && first_programming_done_;
 }
 
 void Agent::PrintDryRunAndStop() {
@@ -583,8 +499,10 @@ AgentStatus Agent::BuildStatus(bool details) const {
   AgentStatus s;
   s.sync_state = std::string(routing::SyncStateName(reconciler_.state()));
   s.etcd_connected = etcd_connected_;
-  s.datastore_synced = datastore_synced_;
-  s.dataplane_connected = dataplane_connected_;
+  s.in_sync = reconciler_.state() == routing::SyncState::kInSync;
+  s.dataplane_state = std::string(DataplaneStateName(dataplane_state()));
+  s.datastore_synced = reconciler_.datastore_synced();
+  s.dataplane_connected = lifecycle_ && lifecycle_->connected();
   s.first_programming_done = first_programming_done_;
   s.datastore_ready = datastore_ready_;
   s.peer_published = peer_published_;
@@ -594,10 +512,11 @@ AgentStatus Agent::BuildStatus(bool details) const {
   s.routes_programmed = reconciler_.programmed_count();
   s.routes_pending = calculator_.pending_count();
   s.routes_failing = reconciler_.failing_count();
+  s.routes_conflicting = reconciler_.conflicting_count();
   s.last_errors = last_errors_;
   s.reconciler = reconciler_.stats();
   for (auto type : {dataplane::OpType::kUpsert, dataplane::OpType::kDelete}) {
-    for (auto kind : {OpResultKind::kOk, OpResultKind::kUnavailable, OpResultKind::kError}) {
+    for (auto kind : kOpResultKinds) {
       uint64_t n = op_counts_[static_cast<size_t>(type)][static_cast<size_t>(kind)];
       if (n == 0) continue;
       s.op_counts[fmt::format("op=\"{}\",result=\"{}\"", OpTypeName(type), OpResultName(kind))] = n;
@@ -605,6 +524,7 @@ AgentStatus Agent::BuildStatus(bool details) const {
   }
   if (!details) return s;
   auto failures = reconciler_.Failures();
+  auto conflicts = reconciler_.Conflicts();
   for (const auto& [dst, route] : reconciler_.desired()) {
     AgentStatus::RouteInfo info;
     info.route = route;
@@ -615,7 +535,14 @@ AgentStatus Agent::BuildStatus(bool details) const {
     }
     auto actual = reconciler_.actual().find(dst);
     info.programmed = actual != reconciler_.actual().end() && actual->second == route;
-    if (auto f = failures.find(dst); f != failures.end()) info.error = f->second;
+    info.state = info.programmed ? "programmed" : "programming";
+    if (auto f = failures.find(dst); f != failures.end()) {
+      info.error = f->second;
+      info.state = "failing";
+    } else if (auto c = conflicts.find(dst); c != conflicts.end()) {
+      info.error = c->second;
+      info.state = "conflict";
+    }
     s.routes.push_back(std::move(info));
   }
   std::sort(s.routes.begin(), s.routes.end(),
@@ -638,7 +565,10 @@ std::optional<AgentStatus> Agent::GetStatus(std::chrono::milliseconds timeout, b
 }
 
 std::string Agent::RenderMetrics() {
-  auto status = GetStatus(std::chrono::seconds(5), /*details=*/false);
+  return RenderMetricsFor(GetStatus(config_.status_timeout, /*details=*/false));
+}
+
+std::string Agent::RenderMetricsFor(std::optional<AgentStatus> status) const {
   std::map<std::string, double> gauges;
   std::map<std::string, uint64_t> ops;
   if (status) {
@@ -649,7 +579,8 @@ std::string Agent::RenderMetrics() {
     gauges["vcra_blocks"] = static_cast<double>(status->blocks);
     gauges["vcra_etcd_connected"] = status->etcd_connected;
     gauges["vcra_dataplane_connected"] = status->dataplane_connected;
-    gauges["vcra_in_sync"] = status->sync_state == "in-sync";
+    gauges["vcra_routes_conflicting"] = static_cast<double>(status->routes_conflicting);
+    gauges["vcra_in_sync"] = status->in_sync;
     gauges["vcra_drift_repaired"] = static_cast<double>(status->reconciler.drift_repaired);
     gauges["vcra_etcd_revision"] = static_cast<double>(status->etcd_revision);
     ops = std::move(status->op_counts);

@@ -1,10 +1,16 @@
-// Agent: wiring only. Owns the loop thread's state (KvCache, RouteCalculator, RouteReconciler),
-// the etcd watcher, the dataplane worker and the peer-address publisher.
+// Agent: wiring. Owns the loop thread's state (KvCache, RouteCalculator, RouteReconciler), the
+// datastore watcher, the dataplane worker and the peer-address publisher. When and how the
+// dataplane is called (connect, batches, resync dumps, probes, reconnect backoff) is
+// DataplaneLifecycle's job, one explicit state machine; the agent only feeds it and reports.
 //
 // Data flow (docs/design.md has the picture):
 //   EtcdWatcher thread --Post--> loop: KvCache diff -> decode -> RouteCalculator -> deltas
-//   -> RouteReconciler -> NextBatch --Post--> dataplane WorkQueue: Dataplane::Apply
-//   --Post--> loop: OnResults -> next batch.
+//   -> RouteReconciler -> DataplaneLifecycle: NextBatch --Post--> dataplane worker:
+//   Dataplane::Apply --Post--> loop: OnResults -> next batch.
+//
+// Seams for tests (AgentDeps): the clock (the event loop's timers too), the datastore watcher
+// and the executors the blocking calls run on. With a FakeClock, a fake watcher and a
+// ManualExecutor, a test drives every interleaving on its own thread, in milliseconds.
 //
 // Threading: every member below marked (loop) is touched only on the loop thread. Public methods
 // are thread-safe.
@@ -21,6 +27,7 @@
 #include <vector>
 
 #include "agent/agent_status.h"
+#include "agent/dataplane_lifecycle.h"
 #include "agent/metrics.h"
 #include "common/backoff.h"
 #include "common/clock.h"
@@ -53,14 +60,47 @@ struct AgentConfig {
   // How often an idle agent checks that the dataplane connection is alive (VPP restarts).
   std::chrono::milliseconds probe_interval{1000};
   size_t batch_size = 1000;
+  // Reconnecting to a lost dataplane: exponential backoff between these bounds, +-jitter
+  // (a fraction), reset once connected.
+  std::chrono::milliseconds reconnect_backoff_initial{200};
+  std::chrono::milliseconds reconnect_backoff_max{10000};
+  double backoff_jitter = 0.2;  // also for publishing the peer address
+  // A dataplane call (connect, batch, dump, probe) that has not returned by then counts as a lost
+  // connection; whatever it returns later is dropped.
+  std::chrono::milliseconds dataplane_call_timeout{60000};
+  // An upsert finding no uplink device reconnects (re-running the uplink setup) at most this
+  // often.
+  std::chrono::seconds uplink_recheck_interval{30};
+  // A route op that failed is retried after this, doubling up to the max (per prefix).
+  std::chrono::milliseconds route_retry_initial{1000};
+  std::chrono::milliseconds route_retry_max{60000};
+  // Publishing the peer address to etcd: retry backoff.
+  std::chrono::milliseconds publish_backoff_initial{500};
+  std::chrono::milliseconds publish_backoff_max{30000};
+  // How often the initial sync logs its progress.
+  std::chrono::seconds progress_log_interval{2};
+  // How long /metrics waits for the loop to answer.
+  std::chrono::milliseconds status_timeout{5000};
+  // Recent errors kept for /status.
+  size_t max_recent_errors = 20;
   // Print the routes that would be programmed once the first list is complete, then stop.
   bool dry_run = false;
   std::function<void(const std::string&)> dry_run_output;
 };
 
+// What the agent is built on; every field has the production default when left empty.
+struct AgentDeps {
+  // Time for every timer and measurement; must outlive the agent. nullptr: the steady clock.
+  const Clock* clock = nullptr;
+  // The datastore. Empty: an EtcdWatcher on AgentConfig::etcd.
+  datastore::WatcherFactory watcher_factory;
+  // Where blocking calls run ("vcra-dataplane", "vcra-publish"). Empty: a WorkQueue thread each.
+  std::function<std::unique_ptr<Executor>(const std::string& name)> executor_factory;
+};
+
 class Agent {
  public:
-  Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane);
+  Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane, AgentDeps deps = {});
   ~Agent();
 
   // Runs until Stop() (or, in dry-run, until the routes are printed). Routes are left in the
@@ -68,12 +108,26 @@ class Agent {
   Status Run();
   void Stop();
 
+  // Run() in two halves, for tests that drive the loop themselves: Start() builds the watcher
+  // and the workers and posts the first work, without running the loop; the test then runs
+  // loop() (RunUntilIdle/RunFor on a FakeClock) on its own thread.
+  Status Start();
+  EventLoop& loop() { return loop_; }
+  // What Run() would return so far: the reason the agent gave up, or OK.
+  Status fatal_status() const { return fatal_status_; }
+  // Loop thread only (a test driving the loop is the loop thread).
+  AgentStatus StatusOnLoop(bool details = true) const { return BuildStatus(details); }
+  DataplaneState dataplane_state() const;
+  const LifecycleStats* lifecycle_stats() const;
+
   // Thread-safe; waits for the loop (returns nullopt if the loop is not running).
   // With `details` false the route, pending and peer lists stay empty: cheap enough for every
   // health check and metrics scrape at 100k routes.
   std::optional<AgentStatus> GetStatus(std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                        bool details = true);
   std::string RenderMetrics();
+  // The exposition for a status taken earlier (without one: counters only).
+  std::string RenderMetricsFor(std::optional<AgentStatus> status) const;
   bool Ready() const { return ready_.load(); }
   const Metrics& metrics() const { return metrics_; }
 
@@ -92,17 +146,15 @@ class Agent {
   void HandleClusterInformation(const datastore::Change& change);
   void FlushDeltas();
   void Kick();
-  void OnBatchDone(std::vector<dataplane::RouteOp> ops, std::vector<dataplane::OpResult> results);
-  void StartConnect();
-  void OnConnected(StatusOr<std::vector<net::Route>> dump,
-                   std::vector<net::IpPrefix> uplink_addresses);
+  // DataplaneLifecycle hooks.
+  void OnDataplaneConnected(std::vector<net::IpPrefix> uplink_addresses);
+  void OnBatchResults(const std::vector<net::RouteOp>& ops,
+                      const std::vector<net::OpResult>& results);
+  void OnDataplaneIdle();
+  void OnFatal(const Status& status);
   void LearnUplinkAddresses(std::vector<net::IpPrefix> addresses);
-  void OnDataplaneLost(const std::string& why);
-  void StartResync();
-  void OnResyncDump(StatusOr<std::vector<net::Route>> dump);
-  void ScheduleResync();
-  void ScheduleProbe();
   void PushPoolsToDataplane();
+  std::unique_ptr<Executor> MakeExecutor(const std::string& name);
   void PublishPeerAddresses();
   void RecordError(std::string error);
   // Stops the etcd watcher and the worker threads (idempotent); routes stay.
@@ -112,8 +164,10 @@ class Agent {
   void UpdateReady();
 
   AgentConfig config_;
+  AgentDeps deps_;
   std::unique_ptr<dataplane::Dataplane> dataplane_;
-  SystemClock clock_;
+  SystemClock system_clock_;
+  const Clock& clock_;
   EventLoop loop_;
   Metrics metrics_;
   std::atomic<bool> ready_{false};
@@ -123,37 +177,29 @@ class Agent {
   datastore::KvCache kv_cache_;
   routing::RouteCalculator calculator_;
   routing::RouteReconciler reconciler_;
+  // Whether the datastore is complete is the reconciler's (datastore_synced()); whether the
+  // dataplane is connected is the lifecycle's (connected()). These are what neither knows.
   bool etcd_connected_ = false;
-  bool datastore_synced_ = false;
   bool datastore_ready_ = true;
-  bool dataplane_connected_ = false;
-  bool connecting_ = false;
-  bool batch_in_flight_ = false;
-  bool resync_in_flight_ = false;
-  bool resync_wanted_ = false;
-  bool probing_ = false;
   Status fatal_status_;
   bool first_programming_done_ = false;
   bool peer_published_ = false;
   bool publishing_ = false;
-  uint64_t retry_timer_ = 0;
-  uint64_t resync_timer_ = 0;
-  uint64_t probe_timer_ = 0;
-  Backoff connect_backoff_{std::chrono::milliseconds(200), std::chrono::seconds(10)};
-  Backoff publish_backoff_{std::chrono::milliseconds(500), std::chrono::seconds(30)};
+  Backoff publish_backoff_;
   TimePoint last_progress_log_{};
-  TimePoint last_uplink_recheck_{};
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
   // [OpType][OpResultKind in agent.cc]; labelled only when rendered, not on every op.
-  std::array<std::array<uint64_t, 3>, 2> op_counts_{};
+  std::array<std::array<uint64_t, 4>, 2> op_counts_{};
   std::vector<std::string> last_errors_;
   std::vector<net::IpPrefix> uplink_addresses_;  // as the dataplane last reported them
 
-  // Declared last: destroyed first, so their threads stop before the state they post into.
+  // Declared last: destroyed first, so their threads stop before the state they post into
+  // (the lifecycle's calls run on dataplane_worker_, which is stopped before it goes).
   std::unique_ptr<datastore::EtcdClient> publisher_client_;
-  std::unique_ptr<WorkQueue> publisher_;
-  std::unique_ptr<WorkQueue> dataplane_worker_;
-  std::unique_ptr<datastore::EtcdWatcher> watcher_;
+  std::unique_ptr<Executor> publisher_;
+  std::unique_ptr<Executor> dataplane_worker_;
+  std::unique_ptr<DataplaneLifecycle> lifecycle_;
+  std::unique_ptr<datastore::Watcher> watcher_;
 };
 
 }  // namespace vcra::agent

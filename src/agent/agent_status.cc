@@ -9,6 +9,7 @@ namespace vcra::agent {
 std::string AgentStatus::ToJson() const {
   nlohmann::json j;
   j["syncState"] = sync_state;
+  j["dataplaneState"] = dataplane_state;
   j["etcdConnected"] = etcd_connected;
   j["datastoreSynced"] = datastore_synced;
   j["dataplaneConnected"] = dataplane_connected;
@@ -21,6 +22,7 @@ std::string AgentStatus::ToJson() const {
   j["routesProgrammed"] = routes_programmed;
   j["routesPending"] = routes_pending;
   j["routesFailing"] = routes_failing;
+  j["routesConflicting"] = routes_conflicting;
   j["routes"] = nlohmann::json::array();
   for (const auto& r : routes) {
     nlohmann::json jr = {{"dst", r.route.dst.ToString()},
@@ -28,7 +30,8 @@ std::string AgentStatus::ToJson() const {
                          {"node", r.node},
                          {"block", r.block_key},
                          {"kind", r.kind},
-                         {"programmed", r.programmed}};
+                         {"programmed", r.programmed},
+                         {"state", r.state}};
     if (!r.error.empty()) jr["error"] = r.error;
     j["routes"].push_back(std::move(jr));
   }
@@ -41,6 +44,7 @@ std::string AgentStatus::ToJson() const {
   j["lastErrors"] = last_errors;
   j["ops"] = {{"ok", reconciler.ops_ok},
               {"failed", reconciler.ops_failed},
+              {"conflicting", reconciler.ops_conflicting},
               {"driftRepaired", reconciler.drift_repaired}};
   // Hostile etcd keys may hold invalid UTF-8; replace rather than throw.
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -48,15 +52,17 @@ std::string AgentStatus::ToJson() const {
 
 std::string AgentStatus::ToText() const {
   std::string out = fmt::format(
-      "state {}  etcd {} (revision {})  dataplane {}  datastoreReady {}\n"
-      "{} blocks, {} routes desired, {} programmed, {} pending, {} failing\n",
+      "state {}  etcd {} (revision {})  dataplane {} ({})  datastoreReady {}\n"
+      "{} blocks, {} routes desired, {} programmed, {} pending, {} failing, {} conflicting\n",
       sync_state, etcd_connected ? "connected" : "DISCONNECTED", etcd_revision,
-      dataplane_connected ? "connected" : "DISCONNECTED", datastore_ready, blocks, routes_desired,
-      routes_programmed, routes_pending, routes_failing);
+      dataplane_connected ? "connected" : "DISCONNECTED", dataplane_state, datastore_ready, blocks,
+      routes_desired, routes_programmed, routes_pending, routes_failing, routes_conflicting);
   for (const auto& r : routes) {
     out += fmt::format("  {:<22} via {:<16} {:<11} of {} ({}){}{}\n", r.route.dst.ToString(),
                        r.route.gateway.ToString(), r.kind, r.node, r.block_key,
-                       r.programmed ? "" : "  NOT PROGRAMMED",
+                       r.state == "conflict" ? "  CONFLICT (foreign route)"
+                       : r.programmed        ? ""
+                                             : "  NOT PROGRAMMED",
                        r.error.empty() ? "" : "  error: " + r.error);
   }
   for (const auto& p : pending) {

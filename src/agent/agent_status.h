@@ -19,6 +19,9 @@ struct AgentStatus {
     std::string block_key;
     std::string kind;  // "block" or "borrowed-ip"
     bool programmed = false;
+    // "programmed", "programming" (not yet, or being replaced), "failing" (retried with
+    // backoff), "conflict" (a route that is not ours holds the prefix; retried with backoff).
+    std::string state;
     std::string error;
   };
   struct PendingInfo {
@@ -26,7 +29,9 @@ struct AgentStatus {
     std::string node;
     std::string block_key;
   };
-  std::string sync_state;
+  std::string sync_state;       // routing::SyncStateName
+  bool in_sync = false;         // sync_state is "in-sync"
+  std::string dataplane_state;  // DataplaneStateName
   bool etcd_connected = false;
   bool datastore_synced = false;
   bool dataplane_connected = false;
@@ -39,6 +44,7 @@ struct AgentStatus {
   size_t routes_programmed = 0;
   size_t routes_pending = 0;
   size_t routes_failing = 0;
+  size_t routes_conflicting = 0;
   std::vector<RouteInfo> routes;
   std::vector<PendingInfo> pending;
   std::map<std::string, std::pair<std::string, std::string>> peers;  // node -> (v4, v6)

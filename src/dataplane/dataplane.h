@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "net/ip.h"
+#include "net/route_op.h"
 
 namespace vcra::dataplane {
 
@@ -34,21 +35,11 @@ struct UplinkConfig {
   std::vector<net::IpPrefix> addresses;
 };
 
-enum class OpType : uint8_t {
-  kUpsert,  // add, or replace the next hop of an existing route without a gap
-  kDelete,  // deleting a route that is already gone succeeds
-};
-
-struct RouteOp {
-  uint64_t seq = 0;
-  OpType type = OpType::kUpsert;
-  net::Route route;
-};
-
-struct OpResult {
-  uint64_t seq = 0;
-  Status status;
-};
+// The op types live in net/ (below both routing/ and dataplane/); these names keep the backends'
+// spelling.
+using OpType = net::OpType;
+using RouteOp = net::RouteOp;
+using OpResult = net::OpResult;
 
 class Dataplane {
  public:
@@ -68,6 +59,8 @@ class Dataplane {
 
   // Applies the ops in order; returns one result per op, in the same order. An UNAVAILABLE
   // result means the connection to the dataplane was lost: the caller reconnects and resyncs.
+  // ALREADY_EXISTS for an upsert means the prefix is held by a route that is not ours (e.g. a
+  // `proto static` route): nothing was changed, the caller retries later.
   virtual std::vector<OpResult> Apply(std::span<const RouteOp> ops) = 0;
 
   // The addresses the uplink carries after the last successful EnsureUplink (host bits kept):

@@ -1,5 +1,7 @@
 #include "dataplane/fake_dataplane.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace vcra::dataplane {
@@ -25,7 +27,13 @@ Status FakeDataplane::EnsureUplink(const UplinkConfig& uplink) {
 
 StatusOr<std::vector<net::Route>> FakeDataplane::DumpOwnedRoutes() {
   std::lock_guard lock(mu_);
+  ++dumps_;
   if (!connected_) return absl::UnavailableError("not connected");
+  if (dump_failures_left_ > 0) {
+    --dump_failures_left_;
+    if (absl::IsUnavailable(dump_failure_)) connected_ = false;
+    return dump_failure_;
+  }
   std::vector<net::Route> out;
   for (const auto& [dst, r] : owned_) out.push_back(r);
   return out;
@@ -43,6 +51,11 @@ std::vector<OpResult> FakeDataplane::Apply(std::span<const RouteOp> ops) {
       out.push_back({op.seq, f->second});
       continue;
     }
+    if (op.type == OpType::kUpsert && foreign_.contains(op.route.dst)) {
+      out.push_back({op.seq, absl::AlreadyExistsError(fmt::format("{} is held by a foreign route",
+                                                                  op.route.dst.ToString()))});
+      continue;
+    }
     ++ops_applied_;
     if (op.type == OpType::kUpsert) {
       owned_[op.route.dst] = op.route;
@@ -57,6 +70,34 @@ std::vector<OpResult> FakeDataplane::Apply(std::span<const RouteOp> ops) {
 void FakeDataplane::AddForeignRoute(const net::Route& route) {
   std::lock_guard lock(mu_);
   foreign_[route.dst] = route;
+}
+void FakeDataplane::RemoveForeignRoute(const net::IpPrefix& dst) {
+  std::lock_guard lock(mu_);
+  foreign_.erase(dst);
+}
+Status FakeDataplane::Probe() {
+  std::lock_guard lock(mu_);
+  ++probes_;
+  if (!connected_) return absl::UnavailableError("not connected");
+  if (absl::IsUnavailable(probe_failure_)) connected_ = false;
+  return probe_failure_;
+}
+void FakeDataplane::FailDumps(Status status, int count) {
+  std::lock_guard lock(mu_);
+  dump_failure_ = std::move(status);
+  dump_failures_left_ = dump_failure_.ok() ? 0 : count;
+}
+void FakeDataplane::FailProbes(Status status) {
+  std::lock_guard lock(mu_);
+  probe_failure_ = std::move(status);
+}
+size_t FakeDataplane::dumps() const {
+  std::lock_guard lock(mu_);
+  return dumps_;
+}
+size_t FakeDataplane::probes() const {
+  std::lock_guard lock(mu_);
+  return probes_;
 }
 void FakeDataplane::AddOwnedRouteBehindOurBack(const net::Route& route) {
   std::lock_guard lock(mu_);

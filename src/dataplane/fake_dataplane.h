@@ -1,6 +1,8 @@
 // FakeDataplane: a stateful in-memory dataplane for tests. It keeps a route table with an owner
 // tag per route (ours or foreign), and can fail ops on demand, lose its connection, or "restart"
-// with an empty table. Thread-safe: the agent's worker calls it while the test inspects it.
+// with an empty table. Like the real backends, it refuses (ALREADY_EXISTS) to replace a foreign
+// route with one of ours, and a delete of ours leaves a foreign route alone. Thread-safe: the
+// agent's worker calls it while the test inspects it.
 #pragma once
 
 #include <map>
@@ -20,9 +22,12 @@ class FakeDataplane final : public Dataplane {
   StatusOr<std::vector<net::Route>> DumpOwnedRoutes() override;
   std::vector<OpResult> Apply(std::span<const RouteOp> ops) override;
   std::vector<net::IpPrefix> UplinkAddresses() const override { return uplink_addresses(); }
+  // UNAVAILABLE when disconnected, or the status set by FailProbes.
+  Status Probe() override;
 
   // Test controls.
   void AddForeignRoute(const net::Route& route);
+  void RemoveForeignRoute(const net::IpPrefix& dst);
   void AddOwnedRouteBehindOurBack(const net::Route& route);  // e.g. left by a previous run
   void DeleteRouteBehindOurBack(const net::IpPrefix& dst);
   void FailPrefix(const net::IpPrefix& dst, Status status);  // until ClearFailures
@@ -31,6 +36,12 @@ class FakeDataplane final : public Dataplane {
   // With `wipe`, the table is emptied as after a dataplane restart.
   void Disconnect(bool wipe);
   void RefuseConnect(bool refuse);
+  // The next `count` dumps return `status` (OK: none fails).
+  void FailDumps(Status status, int count = 1);
+  // Probes return `status` until called again with OK.
+  void FailProbes(Status status);
+  size_t dumps() const;
+  size_t probes() const;
   // An address the operator configured on the uplink before the agent started.
   void AddUplinkAddress(const net::IpPrefix& address);
 
@@ -51,8 +62,13 @@ class FakeDataplane final : public Dataplane {
   std::map<net::IpPrefix, net::Route> owned_;
   std::map<net::IpPrefix, net::Route> foreign_;
   std::map<net::IpPrefix, Status> failures_;
+  Status dump_failure_;
+  int dump_failures_left_ = 0;
+  Status probe_failure_;
   size_t ops_applied_ = 0;
   size_t connects_ = 0;
+  size_t dumps_ = 0;
+  size_t probes_ = 0;
 };
 
 }  // namespace vcra::dataplane

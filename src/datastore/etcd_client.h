@@ -101,12 +101,27 @@ struct WatchSink {
   std::function<void(bool connected, const std::string& reason)> on_connection;
 };
 
-class EtcdWatcher {
+// The datastore as the agent sees it: once started, it feeds a WatchSink (a complete listing,
+// then changes, and connection transitions) until stopped. EtcdWatcher is the real one; tests
+// drive the agent with a fake that calls the sink directly.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void Start() = 0;
+  // Idempotent; after it returns the sink is not called again.
+  virtual void Stop() = 0;
+};
+
+// Builds the watcher for a set of key prefixes (the agent decides which).
+using WatcherFactory =
+    std::function<std::unique_ptr<Watcher>(std::vector<std::string> prefixes, WatchSink sink)>;
+
+class EtcdWatcher final : public Watcher {
  public:
   EtcdWatcher(EtcdConfig config, std::vector<std::string> prefixes, WatchSink sink);
-  ~EtcdWatcher();  // stops and joins
-  void Start();
-  void Stop();
+  ~EtcdWatcher() override;  // stops and joins
+  void Start() override;
+  void Stop() override;
 
   // Test hook, call before Start(): skip the initial listing and watch from `revision` as if a
   // snapshot at revision - 1 had been delivered (used to watch from a compacted revision).

@@ -1,6 +1,7 @@
 #include "routing/route_reconciler.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace vcra::routing {
 
@@ -36,8 +37,15 @@ void RouteReconciler::MarkDirty(const net::IpPrefix& dst) {
     dirty_.insert(dst);
   } else {
     dirty_.erase(dst);
-    retry_.erase(dst);
+    ClearRetry(dst);
   }
+}
+
+void RouteReconciler::ClearRetry(const net::IpPrefix& dst) {
+  auto it = retry_.find(dst);
+  if (it == retry_.end()) return;
+  conflicting_count_ -= it->second.conflict;
+  retry_.erase(it);
 }
 
 void RouteReconciler::Assign(std::unordered_map<net::IpPrefix, net::Route>& table,
@@ -56,7 +64,7 @@ void RouteReconciler::Assign(std::unordered_map<net::IpPrefix, net::Route>& tabl
 void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
   Assign(desired_, dst, route);
   // A new desire supersedes the backoff of an old failure.
-  retry_.erase(dst);
+  ClearRetry(dst);
   MarkDirty(dst);
 }
 
@@ -94,8 +102,8 @@ void RouteReconciler::OnDataplaneLost() {
   outstanding_by_prefix_.clear();
 }
 
-std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_ops) {
-  std::vector<dataplane::RouteOp> upserts, deletes;
+std::vector<net::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_ops) {
+  std::vector<net::RouteOp> upserts, deletes;
   if (!dataplane_known_) return {};
   for (auto it = dirty_.begin(); it != dirty_.end() && deletes.size() + upserts.size() < max_ops;) {
     const net::IpPrefix& dst = *it;
@@ -109,20 +117,20 @@ std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t
     }
     auto d = desired_.find(dst);
     auto a = actual_.find(dst);
-    dataplane::RouteOp op;
+    net::RouteOp op;
     if (d != desired_.end()) {
       if (a != actual_.end() && a->second == d->second) {
         it = dirty_.erase(it);
         continue;
       }
-      op.type = dataplane::OpType::kUpsert;
+      op.type = net::OpType::kUpsert;
       op.route = d->second;
     } else if (a != actual_.end()) {
       if (!datastore_synced_) {  // stale until proven otherwise by a complete list
         ++it;
         continue;
       }
-      op.type = dataplane::OpType::kDelete;
+      op.type = net::OpType::kDelete;
       op.route = a->second;
     } else {
       it = dirty_.erase(it);
@@ -131,7 +139,7 @@ std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t
     op.seq = next_seq_++;
     outstanding_[op.seq] = {dst, op.type, op.route};
     outstanding_by_prefix_[dst] = op.seq;
-    (op.type == dataplane::OpType::kDelete ? deletes : upserts).push_back(op);
+    (op.type == net::OpType::kDelete ? deletes : upserts).push_back(op);
     ++it;
   }
   // Make before break: when a block route gives way to /32s (affinity released with IPs in
@@ -140,7 +148,7 @@ std::vector<dataplane::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t
   return upserts;
 }
 
-bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now) {
+bool RouteReconciler::OnResults(const std::vector<net::OpResult>& results, TimePoint now) {
   bool lost = false;
   for (const auto& result : results) {
     auto it = outstanding_.find(result.seq);
@@ -153,14 +161,14 @@ bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results,
     outstanding_by_prefix_.erase(op.dst);
     if (result.status.ok()) {
       ++stats_.ops_ok;
-      if (op.type == dataplane::OpType::kUpsert) {
+      if (op.type == net::OpType::kUpsert) {
         ++stats_.upserts;
         Assign(actual_, op.dst, op.route);
       } else {
         ++stats_.deletes;
         Assign(actual_, op.dst, std::nullopt);
       }
-      retry_.erase(op.dst);
+      ClearRetry(op.dst);
       MarkDirty(op.dst);
       continue;
     }
@@ -169,8 +177,13 @@ bool RouteReconciler::OnResults(const std::vector<dataplane::OpResult>& results,
       dirty_.insert(op.dst);
       continue;
     }
-    ++stats_.ops_failed;
+    bool conflict = op.type == net::OpType::kUpsert && absl::IsAlreadyExists(result.status);
+    ++(conflict ? stats_.ops_conflicting : stats_.ops_failed);
     Retry& r = retry_[op.dst];
+    if (conflict && !r.conflict) new_conflicts_.push_back(op.dst);
+    conflicting_count_ += conflict;
+    conflicting_count_ -= r.conflict;
+    r.conflict = conflict;
     r.delay = r.delay == Duration::zero() ? retry_policy_.initial
                                           : std::min(r.delay * 2, retry_policy_.max);
     r.due = now + r.delay;
@@ -198,8 +211,22 @@ SyncState RouteReconciler::state() const {
 
 std::map<net::IpPrefix, std::string> RouteReconciler::Failures() const {
   std::map<net::IpPrefix, std::string> out;
-  for (const auto& [dst, r] : retry_) out[dst] = r.last_error;
+  for (const auto& [dst, r] : retry_) {
+    if (!r.conflict) out[dst] = r.last_error;
+  }
   return out;
+}
+
+std::map<net::IpPrefix, std::string> RouteReconciler::Conflicts() const {
+  std::map<net::IpPrefix, std::string> out;
+  for (const auto& [dst, r] : retry_) {
+    if (r.conflict) out[dst] = r.last_error;
+  }
+  return out;
+}
+
+std::vector<net::IpPrefix> RouteReconciler::TakeNewConflicts() {
+  return std::exchange(new_conflicts_, {});
 }
 
 }  // namespace vcra::routing

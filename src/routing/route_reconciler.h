@@ -14,7 +14,10 @@
 // worker, and feeds results back with OnResults(). Each op carries a sequence number; results
 // whose number is not outstanding (e.g. from before a dataplane loss) are ignored. A failed op is
 // retried with exponential backoff per prefix; UNAVAILABLE is not the op's fault, so it is
-// retried after the agent reconnects, without backoff.
+// retried after the agent reconnects, without backoff. ALREADY_EXISTS on an upsert means a route
+// that is not ours holds the prefix: a **conflict**, not a failure. It is counted apart, retried
+// with the same per-prefix backoff (so our route goes in once the foreign one is removed), and
+// reported once per episode through TakeNewConflicts().
 //
 // Not thread-safe: owned by the agent's loop thread.
 #pragma once
@@ -28,8 +31,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "dataplane/dataplane.h"
 #include "net/ip.h"
+#include "net/route_op.h"
 
 namespace vcra::routing {
 
@@ -39,6 +42,7 @@ std::string_view SyncStateName(SyncState s);
 struct ReconcilerStats {
   uint64_t ops_ok = 0;
   uint64_t ops_failed = 0;
+  uint64_t ops_conflicting = 0;  // upserts refused because a foreign route holds the prefix
   uint64_t upserts = 0;
   uint64_t deletes = 0;
   uint64_t drift_repaired = 0;  // differences a dump found against what we believed was there
@@ -69,9 +73,9 @@ class RouteReconciler {
   void OnDataplaneLost();
 
   // Up to max_ops ops that are due at `now`, upserts before deletes. Marks them outstanding.
-  std::vector<dataplane::RouteOp> NextBatch(TimePoint now, size_t max_ops);
+  std::vector<net::RouteOp> NextBatch(TimePoint now, size_t max_ops);
   // Results of a batch. Returns true if any result said UNAVAILABLE (connection lost).
-  bool OnResults(const std::vector<dataplane::OpResult>& results, TimePoint now);
+  bool OnResults(const std::vector<net::OpResult>& results, TimePoint now);
 
   // When the earliest backed-off retry becomes due, if any op waits for one.
   std::optional<TimePoint> NextRetryTime() const;
@@ -82,22 +86,31 @@ class RouteReconciler {
   size_t programmed_count() const { return programmed_matching_; }
   size_t outstanding_count() const { return outstanding_.size(); }
   size_t dirty_count() const { return dirty_.size(); }
-  size_t failing_count() const { return retry_.size(); }
+  // Prefixes waiting for a retry after a plain failure (conflicts not included).
+  size_t failing_count() const { return retry_.size() - conflicting_count_; }
+  // Prefixes whose upsert a foreign route refused (see ALREADY_EXISTS above).
+  size_t conflicting_count() const { return conflicting_count_; }
   const ReconcilerStats& stats() const { return stats_; }
   const std::unordered_map<net::IpPrefix, net::Route>& desired() const { return desired_; }
   const std::unordered_map<net::IpPrefix, net::Route>& actual() const { return actual_; }
-  // The last error for each failing prefix.
+  // The last error for each failing prefix (conflicts not included).
   std::map<net::IpPrefix, std::string> Failures() const;
+  // The last error for each conflicting prefix.
+  std::map<net::IpPrefix, std::string> Conflicts() const;
+  // Prefixes that entered the conflict state since the last call: each episode is reported
+  // once (to be logged once), however often its retry is refused again.
+  std::vector<net::IpPrefix> TakeNewConflicts();
 
  private:
   struct Retry {
     TimePoint due;
     Duration delay{};
     std::string last_error;
+    bool conflict = false;
   };
   struct Outstanding {
     net::IpPrefix dst;
-    dataplane::OpType type;
+    net::OpType type;
     net::Route route;
   };
 
@@ -106,6 +119,8 @@ class RouteReconciler {
   void Assign(std::unordered_map<net::IpPrefix, net::Route>& table, const net::IpPrefix& dst,
               const std::optional<net::Route>& route);
   bool Matches(const net::IpPrefix& dst) const;
+  // Drops the retry state of `dst`, keeping conflicting_count_ exact.
+  void ClearRetry(const net::IpPrefix& dst);
 
   RetryPolicy retry_policy_;
   bool datastore_synced_ = false;
@@ -118,6 +133,8 @@ class RouteReconciler {
   std::unordered_map<uint64_t, Outstanding> outstanding_;
   std::unordered_map<net::IpPrefix, uint64_t> outstanding_by_prefix_;
   std::unordered_map<net::IpPrefix, Retry> retry_;
+  size_t conflicting_count_ = 0;  // |{p in retry_ : conflict}|
+  std::vector<net::IpPrefix> new_conflicts_;
   ReconcilerStats stats_;
 };
 

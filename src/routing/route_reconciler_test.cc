@@ -5,12 +5,12 @@
 namespace vcra::routing {
 namespace {
 
-using dataplane::OpResult;
-using dataplane::OpType;
-using dataplane::RouteOp;
 using net::IpAddress;
 using net::IpPrefix;
+using net::OpResult;
+using net::OpType;
 using net::Route;
+using net::RouteOp;
 using std::chrono::seconds;
 
 Route R(const char* dst, const char* gw) { return {*IpPrefix::Parse(dst), *IpAddress::Parse(gw)}; }
@@ -114,6 +114,72 @@ TEST_F(RouteReconcilerTest, FailedOpRetriesWithBackoff) {
   EXPECT_EQ(rec_.failing_count(), 0u);
   EXPECT_EQ(rec_.state(), SyncState::kInSync);
   EXPECT_EQ(rec_.stats().ops_failed, 2u);
+}
+
+TEST_F(RouteReconcilerTest, ForeignRouteIsAConflictRetriedWithBackoffNotAFailure) {
+  rec_.OnDatastoreSynced();
+  rec_.OnDataplaneDump({});
+  auto r = R("10.244.2.0/26", "10.99.0.2");
+  rec_.SetDesired(r.dst, r);
+  auto ops = rec_.NextBatch(now_, 10);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_FALSE(rec_.OnResults({{ops[0].seq, absl::AlreadyExistsError("proto static")}}, now_))
+      << "a conflict is not a lost connection";
+  EXPECT_EQ(rec_.conflicting_count(), 1u);
+  EXPECT_EQ(rec_.failing_count(), 0u) << "a conflict is not a plain failure";
+  EXPECT_TRUE(rec_.Failures().empty());
+  EXPECT_EQ(rec_.Conflicts().at(r.dst), "proto static");
+  EXPECT_EQ(rec_.stats().ops_failed, 0u);
+  EXPECT_EQ(rec_.stats().ops_conflicting, 1u);
+  EXPECT_EQ(rec_.TakeNewConflicts(), std::vector<IpPrefix>{r.dst});
+  EXPECT_EQ(rec_.state(), SyncState::kSyncing);
+
+  // Retried with the normal per-prefix backoff; a refusal again is the same episode.
+  EXPECT_TRUE(rec_.NextBatch(now_, 10).empty());
+  EXPECT_EQ(*rec_.NextRetryTime(), now_ + seconds(1));
+  now_ += seconds(1);
+  ops = rec_.NextBatch(now_, 10);
+  ASSERT_EQ(ops.size(), 1u);
+  rec_.OnResults({{ops[0].seq, absl::AlreadyExistsError("proto static")}}, now_);
+  EXPECT_EQ(*rec_.NextRetryTime(), now_ + seconds(2)) << "backoff doubles";
+  EXPECT_TRUE(rec_.TakeNewConflicts().empty()) << "reported once per episode";
+  EXPECT_EQ(rec_.conflicting_count(), 1u);
+
+  // The foreign route went away: our upsert succeeds and the conflict is over.
+  now_ += seconds(2);
+  ops = rec_.NextBatch(now_, 10);
+  ASSERT_EQ(ops.size(), 1u);
+  rec_.OnResults(AllOk(ops), now_);
+  EXPECT_EQ(rec_.conflicting_count(), 0u);
+  EXPECT_EQ(rec_.state(), SyncState::kInSync);
+  EXPECT_EQ(rec_.programmed_count(), 1u);
+}
+
+TEST_F(RouteReconcilerTest, ConflictTurningIntoAFailureIsCountedOnce) {
+  rec_.OnDatastoreSynced();
+  rec_.OnDataplaneDump({});
+  auto r = R("10.244.2.0/26", "10.99.0.2");
+  rec_.SetDesired(r.dst, r);
+  auto ops = rec_.NextBatch(now_, 10);
+  rec_.OnResults({{ops[0].seq, absl::AlreadyExistsError("foreign")}}, now_);
+  now_ += seconds(1);
+  ops = rec_.NextBatch(now_, 10);
+  ASSERT_EQ(ops.size(), 1u);
+  rec_.OnResults({{ops[0].seq, absl::InternalError("Network is unreachable")}}, now_);
+  EXPECT_EQ(rec_.conflicting_count(), 0u);
+  EXPECT_EQ(rec_.failing_count(), 1u);
+  // A new desire ends the episode; a later refusal is a new one, reported again.
+  (void)rec_.TakeNewConflicts();
+  auto r2 = R("10.244.2.0/26", "10.99.0.3");
+  rec_.SetDesired(r2.dst, r2);
+  EXPECT_EQ(rec_.failing_count(), 0u);
+  ops = rec_.NextBatch(now_, 10);
+  ASSERT_EQ(ops.size(), 1u);
+  rec_.OnResults({{ops[0].seq, absl::AlreadyExistsError("foreign")}}, now_);
+  EXPECT_EQ(rec_.TakeNewConflicts(), std::vector<IpPrefix>{r.dst});
+  rec_.SetDesired(r.dst, std::nullopt);
+  EXPECT_EQ(rec_.conflicting_count(), 0u) << "no longer wanted, so no longer in conflict";
+  EXPECT_EQ(rec_.state(), SyncState::kInSync);
 }
 
 TEST_F(RouteReconcilerTest, NewDesireCancelsBackoff) {

@@ -1,0 +1,471 @@
+// The agent's dataplane lifecycle, hermetic: a FakeClock drives every timer, a fake datastore
+// feeds the agent's watch sink, the FakeDataplane holds the routes, and a ManualExecutor holds
+// every dataplane call until the test runs it. No etcd, no root, no sleeping: each interleaving
+// (a loss during a batch, a dump or a probe; a listing arriving mid-resync; a result arriving
+// after its connection was lost) happens exactly where the test puts it.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "agent/agent.h"
+#include "calico/model.h"
+#include "dataplane/fake_dataplane.h"
+
+namespace vcra::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+net::IpPrefix P(const char* s) { return *net::IpPrefix::Parse(s); }
+net::IpAddress A(const char* s) { return *net::IpAddress::Parse(s); }
+net::Route R(const char* dst, const char* via) { return {P(dst), A(via)}; }
+
+// What the fake datastore shares with the test: the agent's sink, once it built the watcher.
+struct FakeDatastore {
+  datastore::WatchSink sink;
+  std::vector<std::string> prefixes;
+  bool started = false;
+  bool stopped = false;
+  int64_t revision = 100;
+};
+
+class FakeWatcher final : public datastore::Watcher {
+ public:
+  explicit FakeWatcher(std::shared_ptr<FakeDatastore> ds) : ds_(std::move(ds)) {}
+  void Start() override { ds_->started = true; }
+  void Stop() override { ds_->stopped = true; }
+
+ private:
+  std::shared_ptr<FakeDatastore> ds_;
+};
+
+std::string BlockJson(const char* cidr, const char* host) {
+  calico::IpamBlock b;
+  b.cidr = P(cidr);
+  b.affinity_type = calico::AffinityType::kHost;
+  b.affinity_name = host;
+  return calico::EncodeBlock(b);
+}
+
+class AgentLifecycleTest : public ::testing::Test {
+ protected:
+  void TearDown() override { agent_.reset(); }
+
+  AgentConfig Config() {
+    AgentConfig c;
+    c.node_name = "host-a";
+    c.uplink.name = "eth0";
+    c.uplink.addresses = {*net::IpPrefix::ParseInterfaceAddress("10.99.0.1/24")};
+    c.publish_peer_address = false;  // no etcd here
+    c.resync_interval = seconds(90);
+    c.probe_interval = milliseconds(1000);
+    c.reconnect_backoff_initial = milliseconds(200);
+    c.reconnect_backoff_max = milliseconds(1000);
+    c.backoff_jitter = 0;  // exact delays, so the test can assert them
+    c.dataplane_call_timeout = seconds(5);
+    return c;
+  }
+
+  void StartAgent(AgentConfig config = {}, bool use_default = true) {
+    if (use_default) config = Config();
+    auto dataplane = std::make_unique<dataplane::FakeDataplane>();
+    fake_ = dataplane.get();
+    for (const auto& r : preexisting_owned_) fake_->AddOwnedRouteBehindOurBack(r);
+    for (const auto& r : foreign_) fake_->AddForeignRoute(r);
+    AgentDeps deps;
+    deps.clock = &clock_;
+    deps.watcher_factory = [ds = ds_](std::vector<std::string> prefixes,
+                                      datastore::WatchSink sink) {
+      ds->prefixes = std::move(prefixes);
+      ds->sink = std::move(sink);
+      return std::make_unique<FakeWatcher>(ds);
+    };
+    deps.executor_factory = [this](const std::string&) {
+      auto executor = std::make_unique<ManualExecutor>();
+      worker_ = executor.get();
+      return executor;
+    };
+    agent_ = std::make_unique<Agent>(std::move(config), std::move(dataplane), std::move(deps));
+    ASSERT_TRUE(agent_->Start().ok());
+    ASSERT_TRUE(ds_->started);
+    ASSERT_NE(worker_, nullptr);
+  }
+
+  // Runs the loop and the dataplane worker until neither has anything to do at this instant.
+  void Settle() {
+    for (int i = 0; i < 1000; ++i) {
+      EXPECT_LE(worker_->pending(), 1u) << "at most one dataplane call in flight";
+      size_t ran = agent_->loop().RunUntilIdle();
+      ran += worker_->RunAll();
+      if (ran == 0) return;
+    }
+    FAIL() << "the agent never settled";
+  }
+  // Only the loop: dataplane calls stay queued on the worker (held).
+  void RunLoop() { agent_->loop().RunUntilIdle(); }
+  // Lets `d` pass, stopping at every timer due on the way; dataplane calls answer at once.
+  void Advance(Duration d) {
+    TimePoint end = clock_.Now() + d;
+    Settle();
+    for (int i = 0; i < 10000; ++i) {
+      auto next = agent_->loop().NextTimerTime();
+      if (!next || *next > end) break;
+      if (*next > clock_.Now()) clock_.Advance(*next - clock_.Now());
+      Settle();
+    }
+    if (clock_.Now() < end) clock_.Advance(end - clock_.Now());
+    Settle();
+  }
+  // Lets `d` pass with the dataplane call in flight held (nobody answers).
+  void AdvanceHeld(Duration d) { agent_->loop().RunFor(clock_, d); }
+
+  datastore::KeyValue Kv(std::string key, std::string value) {
+    return {std::move(key), std::move(value), ++ds_->revision};
+  }
+  datastore::KeyValue BlockKv(const char* cidr, const char* host) {
+    return Kv(calico::BlockKey(P(cidr)), BlockJson(cidr, host));
+  }
+  datastore::KeyValue PeerKv(const char* host, const char* address) {
+    return Kv(calico::PeerKeyFor(host, A(address).family()), address);
+  }
+  void Snapshot(std::vector<datastore::KeyValue> kvs) {
+    std::sort(kvs.begin(), kvs.end(), [](auto& a, auto& b) { return a.key < b.key; });
+    ds_->sink.on_connection(true, "");
+    ds_->sink.on_snapshot({std::move(kvs), ds_->revision});
+  }
+  void PutKey(const std::string& key, const std::string& value) {
+    ds_->sink.on_changes({{datastore::Change::Type::kPut, key, value, ++ds_->revision}});
+  }
+  void PutBlock(const char* cidr, const char* host) {
+    PutKey(calico::BlockKey(P(cidr)), BlockJson(cidr, host));
+  }
+  void DeleteBlock(const char* cidr) {
+    ds_->sink.on_changes(
+        {{datastore::Change::Type::kDelete, calico::BlockKey(P(cidr)), "", ++ds_->revision}});
+  }
+  // host-b's block and address: one route, 10.244.2.0/26 via 10.99.0.2.
+  void SnapshotOneRoute() {
+    Snapshot({BlockKv("10.244.2.0/26", "host-b"), PeerKv("host-b", "10.99.0.2")});
+  }
+
+  DataplaneState State() const { return agent_->dataplane_state(); }
+  // How long until the loop's next timer (while disconnected: the reconnect).
+  int64_t NextTimerInMs() {
+    auto next = agent_->loop().NextTimerTime();
+    EXPECT_TRUE(next.has_value());
+    return next ? std::chrono::duration_cast<milliseconds>(*next - clock_.Now()).count() : -1;
+  }
+  const LifecycleStats& Stats() const { return *agent_->lifecycle_stats(); }
+  AgentStatus Status() const { return agent_->StatusOnLoop(); }
+  std::map<net::IpPrefix, net::Route> Programmed() const { return fake_->OwnedRoutes(); }
+
+  FakeClock clock_;
+  std::shared_ptr<FakeDatastore> ds_ = std::make_shared<FakeDatastore>();
+  std::vector<net::Route> preexisting_owned_;
+  std::vector<net::Route> foreign_;
+  dataplane::FakeDataplane* fake_ = nullptr;  // owned by the agent
+  ManualExecutor* worker_ = nullptr;          // owned by the agent
+  std::unique_ptr<Agent> agent_;
+};
+
+const std::map<net::IpPrefix, net::Route> kOneRoute = {
+    {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")}};
+
+TEST_F(AgentLifecycleTest, ConnectsDumpsProgramsAndBecomesReady) {
+  StartAgent();
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kConnecting);
+  EXPECT_EQ(worker_->pending(), 1u);
+  Settle();
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_FALSE(agent_->Ready()) << "etcd not listed yet";
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(Programmed(), kOneRoute);
+  EXPECT_TRUE(agent_->Ready());
+  auto s = Status();
+  EXPECT_EQ(s.sync_state, "in-sync");
+  EXPECT_TRUE(s.in_sync);
+  EXPECT_EQ(s.dataplane_state, "idle");
+  ASSERT_EQ(s.routes.size(), 1u);
+  EXPECT_EQ(s.routes[0].state, "programmed");
+}
+
+TEST_F(AgentLifecycleTest, DatastoreNotListedYetDeletesNothingAndIsNotReady) {
+  preexisting_owned_ = {R("10.244.9.0/26", "10.99.0.9")};  // left by a previous run
+  StartAgent();
+  ds_->sink.on_connection(false, "connection refused");
+  Advance(seconds(30));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Status().sync_state, "awaiting-datastore");
+  EXPECT_EQ(Programmed().size(), 1u) << "nothing is removed before a complete etcd list";
+  EXPECT_FALSE(agent_->Ready());
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(Programmed(), kOneRoute) << "the stale route goes once the list is complete";
+  EXPECT_TRUE(agent_->Ready());
+}
+
+TEST_F(AgentLifecycleTest, CalicoDatastoreNotReadyPausesProgrammingRemovingNothing) {
+  preexisting_owned_ = {R("10.244.9.0/26", "10.99.0.9")};
+  StartAgent();
+  Snapshot(
+      {BlockKv("10.244.2.0/26", "host-b"), PeerKv("host-b", "10.99.0.2"),
+       Kv(std::string(calico::kClusterInformationKey), R"({"spec":{"datastoreReady":false}})")});
+  Advance(seconds(5));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_FALSE(Status().datastore_ready);
+  EXPECT_EQ(
+      Programmed(),
+      (std::map<net::IpPrefix, net::Route>{{P("10.244.9.0/26"), R("10.244.9.0/26", "10.99.0.9")}}))
+      << "paused: nothing added, nothing removed";
+  EXPECT_GE(fake_->probes(), 4u) << "probes go on while paused";
+  PutKey(std::string(calico::kClusterInformationKey), R"({"spec":{"datastoreReady":true}})");
+  Settle();
+  EXPECT_EQ(Programmed(), kOneRoute);
+  EXPECT_TRUE(agent_->Ready());
+}
+
+TEST_F(AgentLifecycleTest, DataplaneLostDuringABatchReconnectsAfterBackoffAndReplays) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  PutBlock("10.244.3.0/26", "host-b");
+  RunLoop();
+  ASSERT_EQ(State(), DataplaneState::kApplying);
+  fake_->Disconnect(/*wipe=*/true);  // VPP restarted under the batch
+  worker_->RunAll();
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  EXPECT_FALSE(agent_->Ready());
+  EXPECT_EQ(Stats().losses, 1u);
+  EXPECT_EQ(agent_->loop().NextTimerTime(), clock_.Now() + milliseconds(200));
+  Advance(milliseconds(199));
+  EXPECT_EQ(State(), DataplaneState::kDisconnected) << "waits for the backoff";
+  EXPECT_EQ(fake_->connects(), 1u);
+  Advance(milliseconds(1));
+  EXPECT_EQ(fake_->connects(), 2u);
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), (std::map<net::IpPrefix, net::Route>{
+                              {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")},
+                              {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}))
+      << "the wiped table is replayed in full";
+  EXPECT_TRUE(Status().in_sync);
+  EXPECT_TRUE(agent_->Ready());
+  EXPECT_EQ(agent_->metrics().dataplane_reconnects.load(), 1u);
+}
+
+TEST_F(AgentLifecycleTest, DataplaneLostDuringAResyncDump) {
+  StartAgent();
+  SnapshotOneRoute();
+  Advance(seconds(89));
+  AdvanceHeld(seconds(1));  // the resync timer fires; its dump is held
+  ASSERT_EQ(State(), DataplaneState::kDumping);
+  fake_->Disconnect(/*wipe=*/true);
+  worker_->RunAll();
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  Advance(milliseconds(200));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), kOneRoute);
+  EXPECT_EQ(Stats().losses, 1u);
+}
+
+TEST_F(AgentLifecycleTest, DataplaneLostDuringTheConnectDumpRetries) {
+  StartAgent();
+  fake_->FailDumps(absl::UnavailableError("socket closed"));
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  EXPECT_EQ(Stats().connect_failures, 1u);
+  EXPECT_TRUE(Programmed().empty());
+  Advance(milliseconds(200));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), kOneRoute);
+}
+
+TEST_F(AgentLifecycleTest, DataplaneLostDuringAProbe) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  AdvanceHeld(seconds(1));
+  ASSERT_EQ(State(), DataplaneState::kProbing);
+  fake_->Disconnect(/*wipe=*/true);
+  worker_->RunAll();
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  EXPECT_FALSE(Status().dataplane_connected);
+  Advance(milliseconds(200));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), kOneRoute) << "a restart noticed by the probe is replayed";
+}
+
+TEST_F(AgentLifecycleTest, AProbeErrorOtherThanUnavailableKeepsTheConnection) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  fake_->FailProbes(absl::InternalError("odd reply"));
+  Advance(seconds(3));
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(fake_->connects(), 1u);
+  EXPECT_GE(fake_->probes(), 3u);
+}
+
+TEST_F(AgentLifecycleTest, EtcdListingArrivingMidResyncWaitsForTheDump) {
+  StartAgent();
+  Snapshot({BlockKv("10.244.2.0/26", "host-b"), BlockKv("10.244.4.0/26", "host-b"),
+            PeerKv("host-b", "10.99.0.2")});
+  Settle();
+  ASSERT_EQ(Programmed().size(), 2u);
+  Advance(seconds(89));
+  AdvanceHeld(seconds(1));
+  ASSERT_EQ(State(), DataplaneState::kDumping);
+  // The watch was compacted away: a new listing, where 10.244.4.0/26 is gone and
+  // 10.244.3.0/26 is new.
+  Snapshot({BlockKv("10.244.2.0/26", "host-b"), BlockKv("10.244.3.0/26", "host-b"),
+            PeerKv("host-b", "10.99.0.2")});
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kDumping) << "no batch while the dump is in flight";
+  EXPECT_EQ(worker_->pending(), 1u);
+  fake_->DeleteRouteBehindOurBack(P("10.244.2.0/26"));  // drift the dump must see
+  Settle();
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), (std::map<net::IpPrefix, net::Route>{
+                              {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")},
+                              {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(Status().reconciler.drift_repaired, 1u);
+  EXPECT_EQ(agent_->metrics().resyncs.load(), 1u);
+  EXPECT_TRUE(Status().in_sync);
+}
+
+TEST_F(AgentLifecycleTest, ResyncDueDuringABatchRunsRightAfterIt) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  Advance(seconds(89));
+  PutBlock("10.244.3.0/26", "host-b");
+  RunLoop();
+  ASSERT_EQ(State(), DataplaneState::kApplying);
+  AdvanceHeld(seconds(1));  // the resync timer fires with the batch in flight
+  EXPECT_EQ(State(), DataplaneState::kApplying);
+  EXPECT_EQ(worker_->pending(), 1u);
+  size_t dumps = fake_->dumps();
+  worker_->RunNext();
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kDumping) << "the postponed resync goes next";
+  Settle();
+  EXPECT_EQ(fake_->dumps(), dumps + 1);
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+}
+
+TEST_F(AgentLifecycleTest, ReconnectBackoffGrowsToItsMaxAndResetsOnceConnected) {
+  StartAgent();
+  fake_->RefuseConnect(true);
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(Stats().connect_failures, 1u);
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 5; ++i) {
+    delays.push_back(NextTimerInMs());
+    uint64_t failures = Stats().connect_failures;
+    Advance(milliseconds(NextTimerInMs() - 1));
+    EXPECT_EQ(Stats().connect_failures, failures) << "no attempt before the backoff ends";
+    Advance(milliseconds(1));
+    EXPECT_EQ(Stats().connect_failures, failures + 1);
+  }
+  EXPECT_EQ(delays, (std::vector<int64_t>{200, 400, 800, 1000, 1000}));
+  fake_->RefuseConnect(false);
+  Advance(seconds(1));
+  ASSERT_EQ(State(), DataplaneState::kIdle);
+  EXPECT_EQ(Programmed(), kOneRoute);
+  // Connected: the next loss starts again from the initial delay.
+  fake_->Disconnect(/*wipe=*/false);
+  for (int i = 0; i < 200 && State() != DataplaneState::kDisconnected; ++i) {
+    Advance(milliseconds(10));  // until the probe notices
+  }
+  ASSERT_EQ(State(), DataplaneState::kDisconnected);
+  EXPECT_EQ(Stats().losses, 1u);
+  EXPECT_EQ(NextTimerInMs(), 200);
+}
+
+TEST_F(AgentLifecycleTest, BatchResultArrivingAfterTheConnectionWasLostIsDropped) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  PutBlock("10.244.3.0/26", "host-b");
+  RunLoop();
+  ASSERT_EQ(State(), DataplaneState::kApplying);
+  // The dataplane does not answer: after the call timeout the connection counts as lost, and
+  // the reconnect queues behind the hung call.
+  AdvanceHeld(seconds(5));
+  EXPECT_EQ(Stats().call_timeouts, 1u);
+  EXPECT_EQ(State(), DataplaneState::kDisconnected);
+  AdvanceHeld(milliseconds(200));
+  EXPECT_EQ(State(), DataplaneState::kConnecting);
+  EXPECT_EQ(worker_->pending(), 2u) << "the hung batch, then the reconnect";
+  // The hung call finally returns; its result belongs to the lost connection.
+  ASSERT_TRUE(worker_->RunNext());
+  RunLoop();
+  EXPECT_EQ(Stats().stale_completions, 1u);
+  EXPECT_EQ(State(), DataplaneState::kConnecting) << "a stale result changes nothing";
+  ASSERT_TRUE(worker_->RunNext());
+  RunLoop();
+  EXPECT_EQ(State(), DataplaneState::kIdle);
+  Settle();
+  EXPECT_EQ(Programmed(), (std::map<net::IpPrefix, net::Route>{
+                              {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")},
+                              {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
+  EXPECT_TRUE(Status().in_sync);
+}
+
+TEST_F(AgentLifecycleTest, ForeignRouteIsAConflictUntilItGoes) {
+  foreign_ = {R("10.244.2.0/26", "192.0.2.1")};  // e.g. an operator's `proto static` route
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_TRUE(Programmed().empty());
+  EXPECT_EQ(fake_->ForeignRoutes().at(P("10.244.2.0/26")).gateway, A("192.0.2.1"))
+      << "the foreign route is left alone";
+  auto s = Status();
+  EXPECT_EQ(s.routes_conflicting, 1u);
+  EXPECT_EQ(s.routes_failing, 0u) << "a conflict is not a failure";
+  ASSERT_EQ(s.routes.size(), 1u);
+  EXPECT_EQ(s.routes[0].state, "conflict");
+  EXPECT_TRUE(agent_->Ready()) << "everything that can be programmed is";
+  EXPECT_NE(s.ToJson().find(R"("routesConflicting": 1)"), std::string::npos);
+  EXPECT_NE(s.ToJson().find(R"("state": "conflict")"), std::string::npos);
+  std::string metrics = agent_->RenderMetricsFor(s);
+  EXPECT_NE(metrics.find("vcra_routes_conflicting 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(op="upsert",result="conflict")"), std::string::npos) << metrics;
+
+  // Retried with the per-prefix backoff (1 s, 2 s, 4 s), logged and recorded once.
+  Advance(seconds(7));
+  EXPECT_EQ(Status().reconciler.ops_conflicting, 4u);
+  EXPECT_EQ(Status().reconciler.ops_failed, 0u);
+  size_t recorded = 0;
+  for (const auto& e : Status().last_errors) recorded += e.starts_with("conflict ");
+  EXPECT_EQ(recorded, 1u);
+
+  // The operator removes their route: ours goes in at the next retry (8 s later).
+  fake_->RemoveForeignRoute(P("10.244.2.0/26"));
+  Advance(seconds(8));
+  EXPECT_EQ(Programmed(), kOneRoute);
+  s = Status();
+  EXPECT_EQ(s.routes_conflicting, 0u);
+  EXPECT_EQ(s.routes[0].state, "programmed");
+  EXPECT_TRUE(s.in_sync);
+}
+
+TEST_F(AgentLifecycleTest, RefusedForGoodStopsWithTheReason) {
+  StartAgent();
+  fake_->FailDumps(absl::FailedPreconditionError("VPP lacks ip_route_add_del_v2"));
+  Settle();
+  EXPECT_EQ(State(), DataplaneState::kFailed);
+  EXPECT_TRUE(agent_->loop().stopping());
+  EXPECT_TRUE(absl::IsFailedPrecondition(agent_->fatal_status()));
+}
+
+}  // namespace
+}  // namespace vcra::agent
