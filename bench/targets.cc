@@ -1,0 +1,215 @@
+#include "bench/targets.h"
+
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "bench/kernel_routes.h"
+#include "dataplane/vpp/sim/vpp_sim.h"
+#include "dataplane/vpp/vpp_client.h"
+#include "dataplane/vpp/wire.h"
+
+namespace vcra::bench {
+namespace {
+
+namespace vpp = dataplane::vpp;
+
+constexpr const char* kUplink = "uplink0";
+constexpr const char* kUplinkPeer = "uplink0-peer";
+constexpr const char* kVppUplink = "host-eth0";  // the simulator's uplink, sw_if_index 1
+constexpr uint32_t kVppUplinkIndex = 1;
+constexpr const char* kFibSourceName = "vpp-calico-route-agent";
+
+class LinuxTarget final : public Target {
+ public:
+  LinuxTarget(std::string ip, std::string dir) : ip_(std::move(ip)), dir_(std::move(dir)) {}
+  ~LinuxTarget() override { Finish(); }
+  std::string Name() const override { return "linux"; }
+  std::string LowerBoundName() const override { return "`ip -batch` (route replace)"; }
+
+  Status Prepare(int) override {
+    finished_ = false;
+    (void)RunCommand({ip_, "link", "del", kUplink});  // routes via it go with it
+    RETURN_IF_ERROR(
+        RunChecked({ip_, "link", "add", kUplink, "type", "veth", "peer", "name", kUplinkPeer}));
+    RETURN_IF_ERROR(RunChecked({ip_, "link", "set", kUplinkPeer, "up"}));
+    return absl::OkStatus();
+  }
+  std::vector<std::string> AgentArgs() const override {
+    return {"--dataplane", "linux", "--uplink", kUplink};
+  }
+  StatusOr<RouteMap> OwnedRoutes() override { return DumpKernelRoutes(kAgentProtocol); }
+  Status StartWatching() override {
+    monitor_ = std::make_unique<RouteMonitor>();
+    return monitor_->Open();
+  }
+  StatusOr<Steady::time_point> WaitVisible(const net::Route& route, Steady::time_point since,
+                                           Steady::time_point deadline) override {
+    return monitor_->WaitFor(route, since, deadline);
+  }
+  StatusOr<double> LowerBound(const std::vector<net::Route>& routes) override {
+    // The same routes in the same (main) table, after the agent's are flushed; a protocol of
+    // its own so that the check below counts exactly these.
+    RETURN_IF_ERROR(RunChecked({ip_, "route", "flush", "proto", std::to_string(kAgentProtocol)}));
+    std::string file = dir_ + "/routes.batch";
+    {
+      std::ofstream out(file);
+      for (const auto& r : routes) {
+        out << "route replace " << r.dst.ToString() << " via " << r.gateway.ToString() << " dev "
+            << kUplink << " proto " << int{kLowerBoundProtocol} << "\n";
+      }
+    }
+    auto started = Steady::now();
+    ASSIGN_OR_RETURN(int rc, RunCommand({ip_, "-batch", file}, std::chrono::seconds(300),
+                                        dir_ + "/ip-batch.log"));
+    double elapsed = Seconds(Steady::now() - started);
+    if (rc != 0)
+      return absl::InternalError(fmt::format("ip -batch exited with {}: {}", rc,
+                                             Tail(ReadFile(dir_ + "/ip-batch.log"), 5)));
+    ASSIGN_OR_RETURN(RouteMap got, DumpKernelRoutes(kLowerBoundProtocol));
+    (void)RunCommand({ip_, "route", "flush", "proto", std::to_string(kLowerBoundProtocol)});
+    if (got.size() != routes.size())
+      return absl::InternalError(
+          fmt::format("ip -batch left {} routes, want {}", got.size(), routes.size()));
+    return elapsed;
+  }
+  void Finish() override {
+    monitor_.reset();
+    if (!finished_) (void)RunCommand({ip_, "link", "del", kUplink});
+    finished_ = true;
+  }
+
+ private:
+  std::string ip_;
+  std::string dir_;
+  std::unique_ptr<RouteMonitor> monitor_;
+  bool finished_ = false;
+};
+
+class VppTarget final : public Target {
+ public:
+  explicit VppTarget(std::string dir) : dir_(std::move(dir)) {}
+  ~VppTarget() override { Finish(); }
+  std::string Name() const override { return "vpp"; }
+  std::string LowerBoundName() const override {
+    return "VppClient pipelined ip_route_add_del_v2, no agent";
+  }
+
+  Status Prepare(int run) override {
+    Finish();
+    vpp::sim::SimOptions o;
+    o.socket_path = fmt::format("{}/api-{}.sock", dir_, run);
+    sim_ = std::make_unique<vpp::sim::VppSim>(o);
+    source_id_.reset();
+    return sim_->Start();
+  }
+  std::vector<std::string> AgentArgs() const override {
+    return {"--dataplane", "vpp", "--vpp-api-socket", sim_->socket_path(), "--uplink", kVppUplink};
+  }
+  StatusOr<RouteMap> OwnedRoutes() override {
+    RETURN_IF_ERROR(FindSource());
+    RouteMap out;
+    for (const auto& r : sim_->Routes(false)) {
+      auto it = r.sources.find(*source_id_);
+      if (it == r.sources.end() || it->second.size() != 1) continue;
+      if (it->second[0].sw_if_index != kVppUplinkIndex) continue;
+      out[r.prefix] = it->second[0].NextHop();
+    }
+    return out;
+  }
+  Status StartWatching() override { return FindSource(); }
+  StatusOr<Steady::time_point> WaitVisible(const net::Route& route, Steady::time_point,
+                                           Steady::time_point deadline) override {
+    // No notifications from VPP's FIB: poll the simulator, which is cheap (one map lookup under
+    // its lock), every 100 us.
+    while (Steady::now() <= deadline) {
+      auto r = sim_->FindRoute(route.dst);
+      if (r) {
+        auto it = r->sources.find(*source_id_);
+        if (it != r->sources.end() && it->second.size() == 1 &&
+            it->second[0].NextHop() == route.gateway)
+          return Steady::now();
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return absl::DeadlineExceededError(
+        fmt::format("route {} not seen in the simulator", route.ToString()));
+  }
+  StatusOr<double> LowerBound(const std::vector<net::Route>& routes) override {
+    vpp::sim::SimOptions o;
+    o.socket_path = dir_ + "/lower-bound.sock";
+    vpp::sim::VppSim sim(o);
+    RETURN_IF_ERROR(sim.Start());
+    vpp::VppClientOptions co;
+    co.socket_path = o.socket_path;
+    co.client_name = "vcra-bench";
+    co.required_messages = {
+        std::string(vpp::msg::kIpRouteAddDelV2), std::string(vpp::msg::kIpRouteAddDelV2Reply),
+        std::string(vpp::msg::kFibSourceAdd), std::string(vpp::msg::kFibSourceAddReply)};
+    vpp::VppClient client(co);  // same window (256) as the agent's VppDataplane
+    RETURN_IF_ERROR(client.Connect());
+    vpp::FibSourceAdd add;
+    add.src.name = kFibSourceName;
+    add.src.priority = 100;
+    ASSIGN_OR_RETURN(vpp::Bytes reply, client.Call(vpp::EncodeFibSourceAdd(
+                                                       *client.MsgId(vpp::msg::kFibSourceAdd), add),
+                                                   vpp::msg::kFibSourceAddReply));
+    ASSIGN_OR_RETURN(vpp::FibSourceAddReply added, vpp::DecodeFibSourceAddReply(reply));
+    uint16_t id = *client.MsgId(vpp::msg::kIpRouteAddDelV2);
+    std::vector<vpp::Bytes> requests;
+    requests.reserve(routes.size());
+    for (const auto& r : routes) {
+      vpp::IpRouteAddDel m;
+      m.is_add = true;
+      m.route.prefix = vpp::WirePrefix::From(r.dst);
+      m.route.src = added.id;
+      m.route.paths = {vpp::FibPath::Via(r.gateway, kVppUplinkIndex)};
+      requests.push_back(vpp::EncodeIpRouteAddDel(id, m, true));
+    }
+    auto started = Steady::now();
+    auto replies = client.CallMany(std::move(requests), vpp::msg::kIpRouteAddDelV2Reply);
+    double elapsed = Seconds(Steady::now() - started);
+    size_t ok = 0;
+    for (const auto& rep : replies) {
+      if (!rep.ok()) continue;
+      auto d = vpp::DecodeIpRouteAddDelReply(*rep);
+      ok += d.ok() && d->retval == 0;
+    }
+    client.Close();
+    sim.Stop();
+    if (ok != routes.size())
+      return absl::InternalError(
+          fmt::format("{} of {} raw route adds failed", routes.size() - ok, routes.size()));
+    return elapsed;
+  }
+  void Finish() override {
+    if (sim_) sim_->Stop();
+    sim_.reset();
+  }
+
+ private:
+  Status FindSource() {
+    if (source_id_) return absl::OkStatus();
+    for (const auto& s : sim_->Sources()) {
+      if (s.name == kFibSourceName && (!source_id_ || s.id < *source_id_)) source_id_ = s.id;
+    }
+    if (!source_id_) return absl::NotFoundError("the agent registered no FIB source");
+    return absl::OkStatus();
+  }
+
+  std::string dir_;
+  std::unique_ptr<vpp::sim::VppSim> sim_;
+  std::optional<uint8_t> source_id_;
+};
+
+}  // namespace
+
+std::unique_ptr<Target> MakeLinuxTarget(const std::string& ip, const std::string& dir) {
+  return std::make_unique<LinuxTarget>(ip, dir);
+}
+
+std::unique_ptr<Target> MakeVppTarget(const std::string& dir) {
+  return std::make_unique<VppTarget>(dir);
+}
+
+}  // namespace vcra::bench
