@@ -2,10 +2,14 @@
 // the agent of host 0 must program, the stream of updates, and writing all of it to etcd.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,16 +39,28 @@ struct BlockState {
 // The benchmark's model of what is in etcd, and the routes the agent of host 0 must program
 // (a block of another host via that host; an IP owned by a node other than the block's host and
 // other than us as a /32 via that node).
+// compact: the agent's own encoder (calico::EncodeBlock: one attribute per owner node, ~0.9 KB).
+// realistic: what Calico v3 writes for pods (an attribute per pod with handle_id
+// "k8s-pod-network.<64 hex>" and secondary {namespace, node, pod, timestamp}, unallocated,
+// sequenceNumberForAllocation, strictAffinity): 2 to 10 pods a block, 1-3 KB, median ~2.2 KB.
+enum class BlockShape { kCompact, kRealistic };
+
 struct Cluster {
   int hosts = 0;
+  BlockShape shape = BlockShape::kCompact;
   std::map<int, BlockState> blocks;  // block index -> state
 
-  static Cluster Make(int hosts, int blocks);
+  static Cluster Make(int hosts, int blocks, BlockShape shape = BlockShape::kCompact);
   // The block's etcd value.
   std::string Encode(int index) const;
-  RouteMap ExpectedRoutes() const;
+  // The routes the agent of host `self` must program.
+  RouteMap ExpectedRoutesFor(int self) const;
+  // ... of host 0, the agent of the single-agent runs.
+  RouteMap ExpectedRoutes() const { return ExpectedRoutesFor(0); }
   // Mean size of a block's etcd value (what the agent reads), over the first 1000.
   size_t MeanBlockBytes() const;
+  // Median size of a block's etcd value, over the first 1000.
+  size_t MedianBlockBytes() const;
   size_t BorrowedCount() const;
 };
 
@@ -62,10 +78,52 @@ struct Update {
   net::Route expect;
 };
 
+enum class UpdateMix {
+  // Block moves and creations, alternating; a block moves at most once, so every update has a
+  // route of its own (the open-loop stream tells updates apart by their route).
+  kMovesAndCreations,
+  // Block moves only, any block any number of times: churn that does not grow the cluster.
+  kMovesOnly,
+};
+
 // Block moves (an empty block released by one host and claimed by another, so its pods are the
-// new host's) and block creations, alternating; never involving host 0 (the agent's own), so
-// each update changes exactly one route.
+// new host's) and block creations; never involving host 0 (the agent's own), so each update
+// changes exactly one route.
 std::vector<Update> MakeUpdates(const Cluster& cluster, int count, int first_new_index,
-                                uint64_t seed);
+                                uint64_t seed, UpdateMix mix = UpdateMix::kMovesAndCreations);
+
+// The writers of an open-loop stream: update i is Put at start + i / rate by one of `writers`
+// threads (each with its own etcd client), whether or not earlier routes are visible yet.
+class OpenLoopWriters {
+ public:
+  OpenLoopWriters(const datastore::EtcdConfig& config, const Cluster& cluster,
+                  const std::vector<Update>& updates, double rate, int writers);
+  ~OpenLoopWriters() { Stop(); }
+  // True once update i's Put was started / has returned successfully.
+  bool Started(size_t i) const { return i < next_.load(); }
+  bool Written(size_t i) const { return done_[i].load(std::memory_order_acquire); }
+  // Valid once Written(i).
+  Steady::time_point issued(size_t i) const { return issued_[i]; }
+  Steady::time_point put_done(size_t i) const { return put_done_[i]; }
+  Steady::time_point end_of_schedule() const;
+  // The first failed Put, if any.
+  Status error();
+  void Stop();
+
+ private:
+  void Write(datastore::EtcdClient& client);
+
+  const Cluster& cluster_;
+  const std::vector<Update>& updates_;
+  Steady::time_point start_;
+  std::chrono::duration<double> interval_;
+  std::vector<Steady::time_point> issued_, put_done_;
+  std::unique_ptr<std::atomic<bool>[]> done_;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  Status error_;
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace vcra::bench

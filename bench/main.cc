@@ -87,6 +87,44 @@ std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
       ->check(CLI::IsMember({"log", "http"}))
       ->capture_default_str();
   app.add_option("--agent-binary", s.agent_binary, "The agent to run")->capture_default_str();
+  std::string shape = "compact";
+  app.add_option("--block-shape", shape,
+                 "compact (the agent's encoder, ~0.9 KB) or realistic (Calico v3's pod blocks: "
+                 "handles, attributes, 1-3 KB, median ~2.2 KB)")
+      ->check(CLI::IsMember({"compact", "realistic"}))
+      ->capture_default_str();
+  app.add_option("--stream", s.stream,
+                 "closed: one update at a time, the next once the route is visible; open: "
+                 "updates on a fixed schedule at --update-rate, never waiting for routes")
+      ->check(CLI::IsMember({"closed", "open"}))
+      ->capture_default_str();
+  app.add_option("--duration", s.duration_s,
+                 "Seconds of churn (block moves at --update-rate, closed loop) instead of "
+                 "--updates, with the agent's RSS sampled 30 times")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  app.add_option("--growth-from", s.growth_from,
+                 "First time starts with only this many blocks, then with --blocks: the growth "
+                 "ratio")
+      ->check(CLI::Range(0, kMaxBlockIndex / 2))
+      ->capture_default_str();
+  s.netlink_writer = OwnDirectory() + "/vcra-netlink-writer";
+  app.add_option("--netlink-writer", s.netlink_writer,
+                 "The bare batched-netlink writer of the kernel lower bound (skipped when absent)")
+      ->capture_default_str();
+  app.add_option("--netlink-writer-args", s.netlink_writer_args,
+                 "Its arguments: {routes} the route file (`<prefix> via <gw> dev <if>` lines), "
+                 "{dev} the uplink, {count} the number of routes")
+      ->capture_default_str();
+  s.etcdctl = FindTool("etcdctl");
+  app.add_option("--etcdctl", s.etcdctl,
+                 "etcdctl for the reference read (`get --prefix` of the same keys to /dev/null)")
+      ->capture_default_str();
+  app.add_option("--agents", s.agents,
+                 "Fleet mode: cold-start this many agents at once (each with its own VPP "
+                 "simulator) against a 3-member etcd, directly and through one grpc-proxy")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +134,16 @@ std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
     std::fprintf(stderr, "--blocks + --updates must stay below %d\n", kMaxBlockIndex);
     return kExitUsage;
   }
+  if (s.agents >= s.hosts) {
+    std::fprintf(stderr, "--agents must stay below --hosts\n");
+    return kExitUsage;
+  }
+  s.shape = shape == "realistic" ? BlockShape::kRealistic : BlockShape::kCompact;
+  if (access(s.netlink_writer.c_str(), X_OK) != 0) {
+    Log("note: no {}: the kernel lower bound is `ip -batch` alone", s.netlink_writer);
+    s.netlink_writer.clear();
+  }
+  if (s.etcdctl.empty()) Log("note: no etcdctl: the reference read is not measured");
   return std::nullopt;
 }
 
@@ -129,6 +177,25 @@ void InstallSignalHandlers() {
 bool RunAll(Bench& bench, const Settings& s, std::vector<std::unique_ptr<Target>>& targets,
             DataplaneResults& results) {
   for (auto& target : targets) results.emplace_back(target->Name(), std::vector<RunResult>{});
+  // Growth: the same starts with the first --growth-from blocks, before the rest is written.
+  std::vector<std::vector<double>> small_starts(targets.size());
+  if (s.growth_from > 0) {
+    for (int run = 1; run <= s.runs; ++run) {
+      for (size_t t = 0; t < targets.size(); ++t) {
+        auto r = bench.MeasureSmallStart(*targets[t], run);
+        targets[t]->Finish();
+        if (!r.ok()) {
+          Log("FAILED: {} growth run {}: {}", targets[t]->Name(), run, r.status().message());
+          return false;
+        }
+        small_starts[t].push_back(*r);
+      }
+    }
+    if (Status st = bench.WriteRemainingBlocks(); !st.ok()) {
+      Log("FAILED: writing the rest of the cluster: {}", st.message());
+      return false;
+    }
+  }
   for (int run = 1; run <= s.runs; ++run) {
     for (size_t t = 0; t < targets.size(); ++t) {
       auto r = bench.Run(*targets[t], run);
@@ -136,6 +203,10 @@ bool RunAll(Bench& bench, const Settings& s, std::vector<std::unique_ptr<Target>
       if (!r.ok()) {
         Log("FAILED: {} run {}: {}", targets[t]->Name(), run, r.status().message());
         return false;
+      }
+      if (s.growth_from > 0) {
+        r->growth_small_start_s = small_starts[t][run - 1];
+        r->growth_ratio = r->start_s / r->growth_small_start_s;
       }
       results[t].second.push_back(*r);
     }
@@ -196,7 +267,9 @@ int Main(int argc, char** argv) {
       bench.cluster().BorrowedCount(), bench.cluster().ExpectedRoutes().size());
 
   std::vector<std::unique_ptr<Target>> targets;
-  if (want_linux) targets.push_back(MakeLinuxTarget(*ip_tool, (*dir)->path()));
+  if (want_linux)
+    targets.push_back(
+        MakeLinuxTarget(*ip_tool, (*dir)->path(), s.netlink_writer, s.netlink_writer_args));
   if (want_vpp) targets.push_back(MakeVppTarget((*dir)->path()));
   std::vector<std::string> lower_bound_names;
   for (auto& target : targets) lower_bound_names.push_back(target->LowerBoundName());

@@ -1,6 +1,7 @@
 #include "bench/run.h"
 
 #include <algorithm>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -27,20 +28,66 @@ std::string DescribeDiff(const RouteMap& want, const RouteMap& got) {
 }
 
 Bench::Bench(const Settings& settings, testing::EtcdServer& etcd, const std::string& dir)
-    : s_(settings), etcd_(etcd), dir_(dir), cluster_(Cluster::Make(s_.hosts, s_.blocks)) {}
+    : s_(settings),
+      etcd_(etcd),
+      dir_(dir),
+      cluster_(Cluster::Make(s_.hosts, s_.blocks, s_.shape)) {}
 
 Status Bench::WriteCluster() {
   std::vector<EtcdOp> ops;
   for (int k = 0; k < s_.hosts; ++k) {
     ops.emplace_back(calico::PeerKeyFor(HostName(k), net::Family::kV4), PeerAddress(k).ToString());
   }
-  for (const auto& [index, b] : cluster_.blocks)
+  int first = s_.growth_from > 0 ? std::min(s_.growth_from, s_.blocks) : s_.blocks;
+  for (int index = 0; index < first; ++index)
     ops.emplace_back(calico::BlockKey(BlockCidr(index)), cluster_.Encode(index));
   auto started = Steady::now();
   RETURN_IF_ERROR(WriteAll(etcd_.ClientConfig(), ops, s_.writers));
+  written_blocks_ = first;
   Log("wrote {} keys to etcd in {:.1f} s (setup, not measured)", ops.size(),
       Seconds(Steady::now() - started));
   return absl::OkStatus();
+}
+
+Status Bench::WriteRemainingBlocks() {
+  std::vector<EtcdOp> ops;
+  for (int index = written_blocks_; index < s_.blocks; ++index)
+    ops.emplace_back(calico::BlockKey(BlockCidr(index)), cluster_.Encode(index));
+  auto started = Steady::now();
+  RETURN_IF_ERROR(WriteAll(etcd_.ClientConfig(), ops, s_.writers));
+  written_blocks_ = s_.blocks;
+  Log("wrote {} more blocks to etcd in {:.1f} s (setup, not measured)", ops.size(),
+      Seconds(Steady::now() - started));
+  return absl::OkStatus();
+}
+
+StatusOr<double> Bench::MeasureSmallStart(Target& target, int run) {
+  Cluster small = Cluster::Make(s_.hosts, written_blocks_, s_.shape);
+  RouteMap expected = small.ExpectedRoutes();
+  RETURN_IF_ERROR(target.Prepare(1000 + run));
+  ASSIGN_OR_RETURN(RunningAgent agent, StartAgent(target, 1000 + run));
+  RETURN_IF_ERROR(WaitProgrammed(agent, expected.size()));
+  double start_s = Seconds(agent.programmed_at - agent.started);
+  RETURN_IF_ERROR(VerifyProgrammed(target, *agent.http, expected).status());
+  agent.http.reset();
+  agent.process->Stop();
+  target.Finish();
+  Log("{} growth run {}: {} blocks, {} routes programmed in {:.2f} s", target.Name(), run,
+      written_blocks_, expected.size(), start_s);
+  return start_s;
+}
+
+StatusOr<double> Bench::MeasureReferenceRead() {
+  // The agent lists the blocks and the peer keys; the reference reads both, one after the
+  // other, each in one Range (etcdctl does not paginate).
+  std::string endpoints = fmt::format("--endpoints={}", fmt::join(etcd_.endpoints(), ","));
+  auto started = Steady::now();
+  for (const char* prefix : {"/calico/ipam/v2/assignment/", "/vpp-calico/hosts/"}) {
+    ASSIGN_OR_RETURN(int rc, RunCommand({s_.etcdctl, endpoints, "get", "--prefix", prefix},
+                                        std::chrono::seconds(300)));
+    if (rc != 0) return absl::InternalError(fmt::format("etcdctl get exited with {}", rc));
+  }
+  return Seconds(Steady::now() - started);
 }
 
 StatusOr<Bench::RunningAgent> Bench::StartAgent(Target& target, int run) {
@@ -121,6 +168,9 @@ StatusOr<RunResult> Bench::Run(Target& target, int run) {
   RouteMap expected = cluster_.ExpectedRoutes();
   res.routes = static_cast<double>(expected.size());
   RETURN_IF_ERROR(target.Prepare(run));
+  if (!s_.etcdctl.empty()) {
+    ASSIGN_OR_RETURN(res.reference_read_s, MeasureReferenceRead());
+  }
 
   ASSIGN_OR_RETURN(RunningAgent agent, StartAgent(target, run));
   RETURN_IF_ERROR(WaitProgrammed(agent, expected.size()));
@@ -132,7 +182,10 @@ StatusOr<RunResult> Bench::Run(Target& target, int run) {
       expected.size(), res.start_s, res.routes_per_s);
 
   Cluster original = cluster_;
-  auto updates = MakeUpdates(cluster_, s_.updates, s_.blocks, 1000 + run);
+  auto updates = s_.duration_s > 0
+                     ? MakeUpdates(cluster_, static_cast<int>(s_.duration_s * s_.update_rate),
+                                   s_.blocks, 1000 + run, UpdateMix::kMovesOnly)
+                     : MakeUpdates(cluster_, s_.updates, s_.blocks, 1000 + run);
   Status stream = StreamAndVerify(target, agent, metrics_before, updates, res);
   int code = StopAndReadPhases(agent, res);
   Status revert = Revert(original, updates);
@@ -151,7 +204,14 @@ StatusOr<RunResult> Bench::Run(Target& target, int run) {
 Status Bench::StreamAndVerify(Target& target, RunningAgent& agent,
                               const std::string& metrics_before, const std::vector<Update>& updates,
                               RunResult& res) {
-  RETURN_IF_ERROR(Stream(target, updates, res));
+  RETURN_IF_ERROR(s_.stream == "open" && s_.duration_s == 0
+                      ? StreamOpenLoop(target, agent, updates, res)
+                      : StreamClosedLoop(target, agent, updates, res));
+  if (!res.rss_samples.empty()) {
+    res.rss_first_mib = res.rss_samples.front().second;
+    res.rss_last_mib = res.rss_samples.back().second;
+    res.rss_growth_pct = (res.rss_last_mib / res.rss_first_mib - 1) * 100;
+  }
   auto scrape = Steady::now();
   ASSIGN_OR_RETURN(std::string metrics_after, agent.http->Metrics());
   res.metrics_ms = Seconds(Steady::now() - scrape) * 1000;
@@ -193,14 +253,25 @@ Status Bench::MeasureLowerBound(Target& target, const RouteMap& expected, RunRes
   for (const auto& [dst, gw] : expected) routes.push_back({dst, gw});
   std::sort(routes.begin(), routes.end(),
             [](const net::Route& a, const net::Route& b) { return a.dst < b.dst; });
-  ASSIGN_OR_RETURN(res.lower_bound_s, target.LowerBound(routes));
+  ASSIGN_OR_RETURN(res.bounds, target.LowerBounds(routes));
+  res.lower_bound_s = INFINITY;
+  for (const auto& [name, seconds] : res.bounds)
+    res.lower_bound_s = std::min(res.lower_bound_s, seconds);
   res.lower_bound_rps = static_cast<double>(routes.size()) / res.lower_bound_s;
   res.ratio = res.start_s / res.lower_bound_s;
   res.program_ratio = res.program_s / res.lower_bound_s;
+  res.full_sync_ratio = res.start_s / (res.reference_read_s + res.lower_bound_s);
   return absl::OkStatus();
 }
 
-Status Bench::Stream(Target& target, const std::vector<Update>& updates, RunResult& res) {
+void Bench::SampleRss(RunningAgent& agent, Steady::duration every, RunResult& res) {
+  double since = Seconds(Steady::now() - agent.programmed_at);
+  if (!res.rss_samples.empty() && since - res.rss_samples.back().first < Seconds(every)) return;
+  res.rss_samples.emplace_back(since, ReadProcStats(agent.process->pid()).vm_rss_mib);
+}
+
+Status Bench::StreamClosedLoop(Target& target, RunningAgent& agent,
+                               const std::vector<Update>& updates, RunResult& res) {
   if (updates.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(target.StartWatching());
   ASSIGN_OR_RETURN(auto client, datastore::EtcdClient::Create(etcd_.ClientConfig()));
@@ -208,8 +279,14 @@ Status Bench::Stream(Target& target, const std::vector<Update>& updates, RunResu
   auto interval = std::chrono::duration_cast<Steady::duration>(
       std::chrono::duration<double>(1.0 / std::max(0.001, s_.update_rate)));
   auto next = Steady::now();
+  // A churn run samples the RSS 30 times; a short stream only at its start and end.
+  auto sample_every = s_.duration_s > 0 ? std::chrono::seconds(std::max(1, s_.duration_s / 30))
+                                        : std::chrono::seconds(86400);
+  auto first = Steady::now();
+  SampleRss(agent, sample_every, res);
   for (const Update& up : updates) {
     if (Aborted()) return AbortedStatus("update stream");
+    SampleRss(agent, sample_every, res);
     auto now = Steady::now();
     if (next > now) SleepFor(std::chrono::duration_cast<std::chrono::microseconds>(next - now));
     next = std::max(next + interval, Steady::now());
@@ -223,6 +300,59 @@ Status Bench::Stream(Target& target, const std::vector<Update>& updates, RunResu
     puts.push_back(Seconds(put_done - issued) * 1000);
     latencies.push_back(std::max(0.0, Seconds(seen - put_done) * 1000));
   }
+  res.stream_rate = static_cast<double>(updates.size()) / Seconds(Steady::now() - first);
+  res.rss_samples.emplace_back(Seconds(Steady::now() - agent.programmed_at),
+                               ReadProcStats(agent.process->pid()).vm_rss_mib);
+  res.p50_ms = Percentile(latencies, 0.5);
+  res.p99_ms = Percentile(latencies, 0.99);
+  res.max_ms = Percentile(latencies, 1.0);
+  res.put_p50_ms = Percentile(puts, 0.5);
+  return absl::OkStatus();
+}
+
+Status Bench::StreamOpenLoop(Target& target, RunningAgent& agent,
+                             const std::vector<Update>& updates, RunResult& res) {
+  if (updates.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(target.StartWatching());
+  for (const Update& up : updates) cluster_.blocks[up.index] = up.state;
+  // Writers Put on a fixed schedule (update i at t0 + i / rate) and never wait for a route:
+  // several of them, since one Put (an fsync) takes longer than the interval at 1000/s.
+  OpenLoopWriters writers(etcd_.ClientConfig(), cluster_, updates, s_.update_rate, s_.writers);
+  size_t n = updates.size();
+  std::vector<double> latencies(n, NAN);
+  size_t seen = 0, oldest_unseen = 0;
+  SampleRss(agent, std::chrono::seconds(86400), res);
+  auto give_up = writers.end_of_schedule() + std::chrono::seconds(10);
+  Status st;
+  while (seen < n && st.ok()) {
+    if (Aborted()) {
+      st = AbortedStatus("open-loop stream");
+    } else if (Steady::now() > give_up) {
+      st = absl::DeadlineExceededError(
+          fmt::format("open-loop stream: {} of {} changes never became visible", n - seen, n));
+    } else {
+      st = writers.error();
+    }
+    if (st.ok()) st = target.Pump();
+    // Which of the written changes became visible, and when.
+    for (size_t i = oldest_unseen; i < n && st.ok() && writers.Started(i); ++i) {
+      if (!writers.Written(i) || !std::isnan(latencies[i])) continue;
+      if (auto t = target.PollVisible(updates[i].expect, writers.issued(i))) {
+        latencies[i] = std::max(0.0, Seconds(*t - writers.put_done(i)) * 1000);
+        ++seen;
+      }
+    }
+    while (oldest_unseen < n && !std::isnan(latencies[oldest_unseen])) ++oldest_unseen;
+  }
+  writers.Stop();
+  RETURN_IF_ERROR(st);
+  std::vector<double> puts;
+  for (size_t i = 0; i < n; ++i)
+    puts.push_back(Seconds(writers.put_done(i) - writers.issued(i)) * 1000);
+  res.stream_rate =
+      static_cast<double>(n) / std::max(1e-9, Seconds(writers.issued(n - 1) - writers.issued(0)));
+  res.rss_samples.emplace_back(Seconds(Steady::now() - agent.programmed_at),
+                               ReadProcStats(agent.process->pid()).vm_rss_mib);
   res.p50_ms = Percentile(latencies, 0.5);
   res.p99_ms = Percentile(latencies, 0.99);
   res.max_ms = Percentile(latencies, 1.0);

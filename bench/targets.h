@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -28,14 +30,26 @@ class Target {
   virtual StatusOr<Steady::time_point> WaitVisible(const net::Route& route,
                                                    Steady::time_point since,
                                                    Steady::time_point deadline) = 0;
-  // The lower bound for programming `routes` (seconds), after the agent stopped.
-  virtual StatusOr<double> LowerBound(const std::vector<net::Route>& routes) = 0;
+  // Open-loop stream: waits a little for news from the dataplane (at most ~20 ms).
+  virtual Status Pump() = 0;
+  // Open-loop stream: when `route` became visible, if it is and not before `since`.
+  virtual std::optional<Steady::time_point> PollVisible(const net::Route& route,
+                                                        Steady::time_point since) = 0;
+  // The lower bounds for programming `routes`, after the agent stopped: (name, seconds) each,
+  // every one verified against the dataplane.
+  using Bounds = std::vector<std::pair<std::string, double>>;
+  virtual StatusOr<Bounds> LowerBounds(const std::vector<net::Route>& routes) = 0;
+  // What the lower bounds are, for the report.
   virtual std::string LowerBoundName() const = 0;
   virtual void Finish() = 0;
 };
 
-// `ip` is iproute2's binary; `dir` holds the batch files.
-std::unique_ptr<Target> MakeLinuxTarget(const std::string& ip, const std::string& dir);
+// `ip` is iproute2's binary; `dir` holds the batch files. `netlink_writer` (optional, empty:
+// not run) is the bare batched-netlink writer, run with `writer_args` ({routes}: the route
+// file, {dev}: the uplink, {count}: the number of routes).
+std::unique_ptr<Target> MakeLinuxTarget(const std::string& ip, const std::string& dir,
+                                        const std::string& netlink_writer,
+                                        const std::string& writer_args);
 // `dir` holds the simulator's sockets.
 std::unique_ptr<Target> MakeVppTarget(const std::string& dir);
 
