@@ -37,6 +37,7 @@
 #include <CLI/CLI.hpp>
 #include <cstring>
 
+#include "bench/fleet.h"
 #include "bench/report.h"
 #include "bench/run.h"
 #include "common/log.h"
@@ -249,6 +250,8 @@ int Main(int argc, char** argv) {
     Log("error: {}", dir.status().message());
     return kExitFailure;
   }
+  if (s.agents > 0) return RunFleet(s, (*dir)->path(), command);
+
   testing::EtcdServerOptions eo;
   eo.extra_args = {"--quota-backend-bytes=4294967296"};
   auto etcd = testing::EtcdServer::Start(eo);
