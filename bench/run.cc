@@ -83,7 +83,8 @@ StatusOr<double> Bench::MeasureReferenceRead() {
   std::string endpoints = fmt::format("--endpoints={}", fmt::join(etcd_.endpoints(), ","));
   auto started = Steady::now();
   for (const char* prefix : {"/calico/ipam/v2/assignment/", "/vpp-calico/hosts/"}) {
-    ASSIGN_OR_RETURN(int rc, RunCommand({s_.etcdctl, endpoints, "get", "--prefix", prefix},
+    ASSIGN_OR_RETURN(int rc, RunCommand({s_.etcdctl, endpoints, "--command-timeout=300s", "get",
+                                         "--prefix", prefix},
                                         std::chrono::seconds(300)));
     if (rc != 0) return absl::InternalError(fmt::format("etcdctl get exited with {}", rc));
   }
