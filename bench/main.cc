@@ -92,7 +92,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
   std::string shape = "compact";
   app.add_option("--block-shape", shape,
                  "compact (the agent's encoder, ~0.9 KB) or realistic (Calico v3's pod blocks: "
-                 "handles, attributes, 1-3 KB, median ~2.2 KB)")
+                 "handles, attributes, 1.5-3 KB, mean ~2.2 KB)")
       ->check(CLI::IsMember({"compact", "realistic"}))
       ->capture_default_str();
   app.add_option("--stream", s.stream,
