@@ -269,6 +269,9 @@ void Bench::SampleRss(RunningAgent& agent, Steady::duration every, RunResult& re
   double since = Seconds(Steady::now() - agent.programmed_at);
   if (!res.rss_samples.empty() && since - res.rss_samples.back().first < Seconds(every)) return;
   res.rss_samples.emplace_back(since, ReadProcStats(agent.process->pid()).vm_rss_mib);
+  // A long churn also logs each sample, so that a run cut short still leaves its figures.
+  if (s_.duration_s > 0)
+    Log("RSS after {:.0f} s: {:.1f} MiB", since, res.rss_samples.back().second);
 }
 
 Status Bench::StreamClosedLoop(Target& target, RunningAgent& agent,
