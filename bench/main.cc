@@ -270,22 +270,24 @@ int Main(int argc, char** argv) {
   Log("cluster: {} hosts, {} blocks, {} borrowed IPs, {} routes expected", s.hosts, s.blocks,
       bench.cluster().BorrowedCount(), bench.cluster().ExpectedRoutes().size());
 
-  // The real-VPP column (VPP's in-process CLI exec and the raw socket as lower bounds) needs a
-  // real-VPP launcher and vcra-vpp-program, which the benchmark does not have yet: say so.
-  if (const char* vpp_bin = std::getenv("VPP_BIN"); vpp_bin && *vpp_bin) {
-    std::fprintf(stderr,
-                 "\n*** SKIPPED: real-VPP column: VPP_BIN=%s is set, but the benchmark has no "
-                 "real-VPP launcher yet (simulator only) ***\n\n",
-                 vpp_bin);
-  } else if (want_vpp) {
-    Log("SKIPPED: real-VPP column: VPP_BIN is not set (simulator only)");
-  }
-
   std::vector<std::unique_ptr<Target>> targets;
   if (want_linux)
     targets.push_back(
         MakeLinuxTarget(*ip_tool, (*dir)->path(), s.netlink_writer, s.netlink_writer_args));
   if (want_vpp) targets.push_back(MakeVppTarget((*dir)->path()));
+  // With VPP_BIN, a real-VPP column beside the simulator's.
+  if (const char* vpp_bin = std::getenv("VPP_BIN"); want_vpp && vpp_bin && *vpp_bin) {
+    auto real = MakeRealVppTarget((*dir)->path());
+    if (real.ok()) {
+      targets.push_back(std::move(*real));
+    } else {
+      std::fprintf(stderr, "\n*** SKIPPED: real-VPP column (VPP_BIN=%s): %s ***\n\n", vpp_bin,
+                   std::string(real.status().message()).c_str());
+      skipped = true;
+    }
+  } else if (want_vpp) {
+    Log("SKIPPED: real-VPP column: VPP_BIN is not set (simulator only)");
+  }
   std::vector<std::string> lower_bound_names;
   for (auto& target : targets) lower_bound_names.push_back(target->LowerBoundName());
 

@@ -3,6 +3,7 @@
 // when a route became visible, and how fast the same routes go in without the agent.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,5 +53,16 @@ std::unique_ptr<Target> MakeLinuxTarget(const std::string& ip, const std::string
                                         const std::string& writer_args);
 // `dir` holds the simulator's sockets.
 std::unique_ptr<Target> MakeVppTarget(const std::string& dir);
+
+// A real VPP (VPP_BIN) started for each run in the benchmark's namespace, with a loopback
+// interface as the uplink; lower bounds: VPP's in-process CLI `exec` of the same routes and the
+// raw pipelined socket. Unavailable (with the reason) when this build has no real-VPP launcher
+// (tests/support/vpp_process) or VPP cannot be started here.
+StatusOr<std::unique_ptr<Target>> MakeRealVppTarget(const std::string& dir);
+
+// The raw VppClient bound: a FIB source of its own, then the routes as ip_route_add_del_v2
+// requests through CallMany (the agent's window); only CallMany is timed; every reply checked.
+StatusOr<double> RawVppClientBound(const std::string& socket, uint32_t uplink_index,
+                                   const std::vector<net::Route>& routes);
 
 }  // namespace vcra::bench
