@@ -52,6 +52,47 @@ std::string NetnsId() {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
+// The flags of the modes beyond the default start + closed-loop stream.
+void AddModeFlags(CLI::App& app, Settings& s, std::string& shape) {
+  app.add_option("--block-shape", shape,
+                 "compact (the agent's encoder, ~0.9 KB) or realistic (Calico v3's pod blocks: "
+                 "handles, attributes, 1.5-3 KB, mean ~2.2 KB)")
+      ->check(CLI::IsMember({"compact", "realistic"}))
+      ->capture_default_str();
+  app.add_option("--stream", s.stream,
+                 "closed: one update at a time, the next once the route is visible; open: "
+                 "updates on a fixed schedule at --update-rate, never waiting for routes")
+      ->check(CLI::IsMember({"closed", "open"}))
+      ->capture_default_str();
+  app.add_option("--duration", s.duration_s,
+                 "Seconds of churn (block moves at --update-rate, closed loop) instead of "
+                 "--updates, with the agent's RSS sampled 30 times")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  app.add_option("--growth-from", s.growth_from,
+                 "First time starts with only this many blocks, then with --blocks: the growth "
+                 "ratio")
+      ->check(CLI::Range(0, kMaxBlockIndex / 2))
+      ->capture_default_str();
+  s.netlink_writer = OwnDirectory() + "/vcra-netlink-writer";
+  app.add_option("--netlink-writer", s.netlink_writer,
+                 "The bare batched-netlink writer of the kernel lower bound (skipped when absent)")
+      ->capture_default_str();
+  app.add_option("--netlink-writer-args", s.netlink_writer_args,
+                 "Its arguments: {routes} the route file (`<prefix> via <gw> dev <if>` lines), "
+                 "{dev} the uplink, {count} the number of routes")
+      ->capture_default_str();
+  s.etcdctl = FindTool("etcdctl");
+  app.add_option("--etcdctl", s.etcdctl,
+                 "etcdctl for the reference read (`get --prefix` of the same keys to /dev/null)")
+      ->capture_default_str();
+  app.add_option("--agents", s.agents,
+                 "Fleet mode: cold-start this many agents at once (each with its own VPP "
+                 "simulator) against a 3-member etcd, directly and through one grpc-proxy")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+}
+
 // Fills `s` from the command line; nullopt to go on, else the exit code.
 std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
   CLI::App app{
@@ -90,43 +131,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
       ->capture_default_str();
   app.add_option("--agent-binary", s.agent_binary, "The agent to run")->capture_default_str();
   std::string shape = "compact";
-  app.add_option("--block-shape", shape,
-                 "compact (the agent's encoder, ~0.9 KB) or realistic (Calico v3's pod blocks: "
-                 "handles, attributes, 1.5-3 KB, mean ~2.2 KB)")
-      ->check(CLI::IsMember({"compact", "realistic"}))
-      ->capture_default_str();
-  app.add_option("--stream", s.stream,
-                 "closed: one update at a time, the next once the route is visible; open: "
-                 "updates on a fixed schedule at --update-rate, never waiting for routes")
-      ->check(CLI::IsMember({"closed", "open"}))
-      ->capture_default_str();
-  app.add_option("--duration", s.duration_s,
-                 "Seconds of churn (block moves at --update-rate, closed loop) instead of "
-                 "--updates, with the agent's RSS sampled 30 times")
-      ->check(CLI::Range(0, 86400))
-      ->capture_default_str();
-  app.add_option("--growth-from", s.growth_from,
-                 "First time starts with only this many blocks, then with --blocks: the growth "
-                 "ratio")
-      ->check(CLI::Range(0, kMaxBlockIndex / 2))
-      ->capture_default_str();
-  s.netlink_writer = OwnDirectory() + "/vcra-netlink-writer";
-  app.add_option("--netlink-writer", s.netlink_writer,
-                 "The bare batched-netlink writer of the kernel lower bound (skipped when absent)")
-      ->capture_default_str();
-  app.add_option("--netlink-writer-args", s.netlink_writer_args,
-                 "Its arguments: {routes} the route file (`<prefix> via <gw> dev <if>` lines), "
-                 "{dev} the uplink, {count} the number of routes")
-      ->capture_default_str();
-  s.etcdctl = FindTool("etcdctl");
-  app.add_option("--etcdctl", s.etcdctl,
-                 "etcdctl for the reference read (`get --prefix` of the same keys to /dev/null)")
-      ->capture_default_str();
-  app.add_option("--agents", s.agents,
-                 "Fleet mode: cold-start this many agents at once (each with its own VPP "
-                 "simulator) against a 3-member etcd, directly and through one grpc-proxy")
-      ->check(CLI::Range(0, 1000))
-      ->capture_default_str();
+  AddModeFlags(app, s, shape);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -216,6 +221,30 @@ bool RunAll(Bench& bench, const Settings& s, std::vector<std::unique_ptr<Target>
   return true;
 }
 
+// The dataplanes to measure, in report order; `skipped` is set when one asked for is missing.
+std::vector<std::unique_ptr<Target>> MakeTargets(const Settings& s, const std::string& ip_tool,
+                                                 const std::string& dir, bool want_linux,
+                                                 bool want_vpp, bool& skipped) {
+  std::vector<std::unique_ptr<Target>> targets;
+  if (want_linux)
+    targets.push_back(MakeLinuxTarget(ip_tool, dir, s.netlink_writer, s.netlink_writer_args));
+  if (want_vpp) targets.push_back(MakeVppTarget(dir));
+  // With VPP_BIN, a real-VPP column beside the simulator's.
+  if (const char* vpp_bin = std::getenv("VPP_BIN"); want_vpp && vpp_bin && *vpp_bin) {
+    auto real = MakeRealVppTarget(dir);
+    if (real.ok()) {
+      targets.push_back(std::move(*real));
+    } else {
+      std::fprintf(stderr, "\n*** SKIPPED: real-VPP column (VPP_BIN=%s): %s ***\n\n", vpp_bin,
+                   std::string(real.status().message()).c_str());
+      skipped = true;
+    }
+  } else if (want_vpp) {
+    Log("SKIPPED: real-VPP column: VPP_BIN is not set (simulator only)");
+  }
+  return targets;
+}
+
 int Main(int argc, char** argv) {
   Settings s;
   if (auto code = ParseFlags(argc, argv, s)) return *code;
@@ -270,24 +299,8 @@ int Main(int argc, char** argv) {
   Log("cluster: {} hosts, {} blocks, {} borrowed IPs, {} routes expected", s.hosts, s.blocks,
       bench.cluster().BorrowedCount(), bench.cluster().ExpectedRoutes().size());
 
-  std::vector<std::unique_ptr<Target>> targets;
-  if (want_linux)
-    targets.push_back(
-        MakeLinuxTarget(*ip_tool, (*dir)->path(), s.netlink_writer, s.netlink_writer_args));
-  if (want_vpp) targets.push_back(MakeVppTarget((*dir)->path()));
-  // With VPP_BIN, a real-VPP column beside the simulator's.
-  if (const char* vpp_bin = std::getenv("VPP_BIN"); want_vpp && vpp_bin && *vpp_bin) {
-    auto real = MakeRealVppTarget((*dir)->path());
-    if (real.ok()) {
-      targets.push_back(std::move(*real));
-    } else {
-      std::fprintf(stderr, "\n*** SKIPPED: real-VPP column (VPP_BIN=%s): %s ***\n\n", vpp_bin,
-                   std::string(real.status().message()).c_str());
-      skipped = true;
-    }
-  } else if (want_vpp) {
-    Log("SKIPPED: real-VPP column: VPP_BIN is not set (simulator only)");
-  }
+  std::vector<std::unique_ptr<Target>> targets =
+      MakeTargets(s, *ip_tool, (*dir)->path(), want_linux, want_vpp, skipped);
   std::vector<std::string> lower_bound_names;
   for (auto& target : targets) lower_bound_names.push_back(target->LowerBoundName());
 
