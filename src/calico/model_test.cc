@@ -823,9 +823,12 @@ TEST(BlockGoTypesTest, FieldNamesMatchCaseInsensitivelyAsInGo) {
   EXPECT_FALSE(b->deleted);
   ExpectInvalid(DecodeBlock(kV4Key, V4Block(R"("DeLeTeD":"yes")")).status(), "deleted");
   // Go folds KELVIN SIGN onto k and LONG S onto s: these name sequenceNumber and strictAffinity.
-  ExpectInvalid(DecodeBlock(kV4Key, V4Block("\"\xc5\xbf" "equenceNumber\":-1")).status(),
+  ExpectInvalid(DecodeBlock(kV4Key, V4Block("\"\xc5\xbf"
+                                            "equenceNumber\":-1"))
+                    .status(),
                 "sequenceNumber");
-  b = DecodeBlock(kV4Key, V4Block("\"\xc5\xbf" "equenceNumber\":42"));
+  b = DecodeBlock(kV4Key, V4Block("\"\xc5\xbf"
+                                  "equenceNumber\":42"));
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->sequence_number, 42u);
   // A different name is an unknown field, whatever its type.
@@ -972,6 +975,48 @@ TEST(NodeTest, RejectsWrongTypes) {
   EXPECT_FALSE(DecodeNode(std::string(100000, '{')).ok());
 }
 
+TEST(NodeTest, GoTypesOfEveryDeclaredField) {
+  struct Case {
+    const char* json;
+    const char* field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"kind":7})", "kind"},
+           {R"({"apiVersion":true})", "apiVersion"},
+           {R"({"metadata":{"labels":{"a":1}}})", "metadata.labels.a"},
+           {R"({"metadata":{"annotations":[]}})", "metadata.annotations"},
+           {R"({"metadata":{"generation":1.5}})", "metadata.generation"},
+           {R"({"metadata":{"creationTimestamp":"today"}})", "metadata.creationTimestamp"},
+           {R"({"metadata":{"finalizers":[1]}})", "metadata.finalizers[0]"},
+           {R"({"metadata":{"uid":7}})", "metadata.uid"},
+           {R"({"spec":{"bgp":{"asNumber":-1}}})", "spec.bgp.asNumber"},
+           {R"({"spec":{"bgp":{"asNumber":4294967296}}})", "spec.bgp.asNumber"},
+           {R"({"spec":{"bgp":{"asNumber":"65000.70000"}}})", "spec.bgp.asNumber"},
+           {R"({"spec":{"bgp":{"ipv4IPIPTunnelAddr":1}}})", "spec.bgp.ipv4IPIPTunnelAddr"},
+           {R"({"spec":{"ipv4VXLANTunnelAddr":false}})", "spec.ipv4VXLANTunnelAddr"},
+           {R"({"spec":{"orchRefs":[{"nodeName":1}]}})", "spec.orchRefs[0].nodeName"},
+           {R"({"spec":{"wireguard":{"interfaceIPv4Address":[]}}})", "spec.wireguard"},
+           {R"({"status":{"podCIDRs":"10.0.0.0/24"}})", "status.podCIDRs"},
+           {R"({"status":{"bgp":{"numberEstablishedV4":"3"}}})", "status.bgp.numberEstablishedV4"},
+           {R"({"spec":{"bgp":{}},"SPEC":{}})", "twice"},
+       }) {
+    auto n = DecodeNode(c.json);
+    EXPECT_FALSE(n.ok()) << c.json;
+    if (!n.ok()) ExpectInvalid(n.status(), c.field);
+  }
+  for (const char* ok :
+       {R"({"spec":{"bgp":{"asNumber":64512}}})", R"({"spec":{"bgp":{"asNumber":"65000.100"}}})",
+        R"({"metadata":null,"spec":null,"status":null})",
+        R"({"spec":{"addresses":[null],"unknownField":[1,{"x":2}]}})"}) {
+    auto n = DecodeNode(ok);
+    EXPECT_TRUE(n.ok()) << ok << ": " << n.status();
+  }
+  // Field names fold as in Go.
+  auto n = DecodeNode(R"({"SPEC":{"BGP":{"IPv4Address":"192.0.2.11/24"}}})");
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->v4, Ip("192.0.2.11"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // IP pools
 
@@ -1046,6 +1091,24 @@ TEST(IpPoolTest, RejectsBadPools) {
   }
 }
 
+TEST(IpPoolTest, GoTypesOfEveryDeclaredField) {
+  for (const char* bad :
+       {R"("natOutgoing":"yes")", R"("blockSize":26.0)", R"("blockSize":"26")", R"("vxlanMode":1)",
+        R"("ipipMode":null,"ipip":{"enabled":"x"})", R"("nodeSelector":[])",
+        R"("disableBGPExport":0)", R"("assignmentMode":1)", R"("nat-outgoing":"true")"}) {
+    auto p = DecodeIpPool(kPoolKey, std::string(R"({"spec":{"cidr":"10.0.0.0/8",)") + bad + "}}");
+    EXPECT_FALSE(p.ok()) << bad;
+    if (!p.ok()) ExpectInvalid(p.status(), "spec.");
+  }
+  ExpectInvalid(
+      DecodeIpPool(kPoolKey, R"({"metadata":{"labels":{"a":1}},"spec":{"cidr":"10.0.0.0/8"}})")
+          .status(),
+      "metadata.labels.a");
+  auto p = DecodeIpPool(kPoolKey, R"({"Spec":{"CIDR":"10.0.0.0/8","Disabled":true}})");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->disabled);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ClusterInformation
 
@@ -1069,6 +1132,11 @@ TEST(DatastoreReadyTest, RejectsWrongTypes) {
   ExpectInvalid(DecodeDatastoreReady(R"({"spec":true})").status(), "spec");
   ExpectInvalid(DecodeDatastoreReady("true").status(), "object");
   ExpectInvalid(DecodeDatastoreReady("").status(), "JSON");
+  ExpectInvalid(DecodeDatastoreReady(R"({"spec":{"clusterGUID":7}})").status(), "spec.clusterGUID");
+  ExpectInvalid(DecodeDatastoreReady(R"({"spec":{"calicoVersion":["v3"]}})").status(),
+                "spec.calicoVersion");
+  ExpectInvalid(DecodeDatastoreReady(R"({"metadata":{"name":1}})").status(), "metadata.name");
+  EXPECT_EQ(DecodeDatastoreReady(R"({"Spec":{"DatastoreReady":false}})").value(), false);
 }
 
 }  // namespace
