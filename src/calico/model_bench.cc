@@ -59,7 +59,8 @@ std::string RealisticBlock() {
 }
 
 void Decode(benchmark::State& state, const std::string& value) {
-  if (!DecodeBlock(kKey, value).ok()) {
+  auto decoded = DecodeBlock(kKey, value);
+  if (!decoded.ok()) {
     state.SkipWithError("the benchmark's block does not decode");
     return;
   }
@@ -69,6 +70,8 @@ void Decode(benchmark::State& state, const std::string& value) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * value.size()));
   state.counters["value_bytes"] = static_cast<double>(value.size());
+  // How many allocations the decoded block holds (what the route calculator keeps per block).
+  state.counters["kept_allocations"] = static_cast<double>(decoded->allocations.size());
 }
 
 void BM_DecodeBlock862(benchmark::State& state) {
