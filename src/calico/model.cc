@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <array>
-#include <exception>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
