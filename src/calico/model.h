@@ -96,7 +96,8 @@ struct IpamBlock {
 // accepts it; names match case-insensitively as in Go; unknown fields are ignored). Errors
 // besides the gate's and those types: `cidr` missing or disagreeing with the key, allocations
 // longer than the block, an allocation index negative or past attributes[], an `affinity` that is
-// not "host:<valid node>" / "virtual:<valid name>", a declared field named twice. An allocation
+// not "host:<valid node>" / "virtual:<valid name>", `attributes` named twice (Go would merge the
+// two lists element by element; a repeated scalar keeps its last value, as in Go). An allocation
 // whose secondary.node is missing, empty or not a valid node name has no owner.
 //
 // Compact result: `allocations` holds only the allocations a route can come from, i.e. those
