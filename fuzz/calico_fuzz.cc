@@ -1,8 +1,9 @@
 // libFuzzer entry point for every Calico decoder (src/calico/model.h). The input is split at the
 // first '\n' into an etcd key and a value (no '\n': the whole input is both), and each decoder
 // gets them. Besides "no crash, no sanitizer report", it checks properties a decoder must keep for
-// any input: failures are InvalidArgument errors, parsed keys re-encode to the same key, decoded
-// blocks are internally consistent and survive EncodeBlock -> DecodeBlock unchanged.
+// any input: failures are InvalidArgument errors, whatever a decoder accepts passed the value gate
+// for its kind, parsed keys re-encode to the same key, decoded blocks are internally consistent
+// and survive EncodeBlock -> DecodeBlock unchanged.
 //
 // Built as a fuzzer by fuzz/CMakeLists.txt (clang only) and, with gcc or clang, linked into
 // calico_fuzz_smoke_test, which drives it with a bounded deterministic mutation stream.
@@ -62,8 +63,12 @@ void CheckBlock(std::string_view key, std::string_view value) {
     FUZZ_CHECK(host_bits >= 32 || a.ordinal < (uint64_t{1} << host_bits), key);
     FUZZ_CHECK(block->cidr.Contains(a.ip), key);
     FUZZ_CHECK(a.ip == block->cidr.address().Plus(a.ordinal), key);
-    FUZZ_CHECK(a.node.empty() || vcra::calico::IsValidNodeName(a.node), key);
+    // Only allocations a route can come from are kept: a valid owner other than the affinity.
+    FUZZ_CHECK(vcra::calico::IsValidNodeName(a.node), key);
+    FUZZ_CHECK(a.node != block->affinity_name, key);
   }
+  // Whatever a decoder accepts passed the gate for its kind.
+  FUZZ_CHECK(vcra::calico::CheckValue(vcra::calico::ValueKind::kBlock, value).ok(), key);
   // Blocks wider than EncodeBlock's limit cannot be produced by Calico; skip the round trip there.
   if (!block->allocations.empty() && block->allocations.back().ordinal >= (1u << 16)) return;
   vcra::StatusOr<IpamBlock> again =
@@ -80,7 +85,11 @@ void CheckPeer(std::string_view key, std::string_view value) {
   }
   for (Family family : {Family::kV4, Family::kV6}) {
     vcra::StatusOr<vcra::net::IpAddress> addr = vcra::calico::DecodePeerAddress(value, family);
-    if (CheckResult(addr, key)) FUZZ_CHECK(addr->family() == family, key);
+    if (CheckResult(addr, key)) {
+      FUZZ_CHECK(addr->family() == family, key);
+      FUZZ_CHECK(value.size() <= vcra::calico::kMaxPeerValueBytes, key);
+      FUZZ_CHECK(vcra::calico::CheckValue(vcra::calico::ValueKind::kPeerAddress, value).ok(), key);
+    }
   }
 }
 
@@ -97,7 +106,13 @@ void CheckResources(std::string_view key, std::string_view value) {
   if (pool_name) FUZZ_CHECK(vcra::calico::IsValidNodeName(*pool_name), key);
   vcra::StatusOr<vcra::calico::IpPool> pool = vcra::calico::DecodeIpPool(key, value);
   if (CheckResult(pool, key)) FUZZ_CHECK(vcra::calico::IsValidNodeName(pool->name), key);
-  CheckResult(vcra::calico::DecodeDatastoreReady(value), key);
+  if (CheckResult(vcra::calico::DecodeDatastoreReady(value), key)) {
+    FUZZ_CHECK(value.size() <= vcra::calico::kMaxResourceValueBytes, key);
+  }
+  // The gate never accepts what a JSON parser would have to stop early on.
+  vcra::Status gate = vcra::calico::CheckValue(vcra::calico::ValueKind::kResource, value);
+  FUZZ_CHECK(gate.ok() || gate.code() == absl::StatusCode::kInvalidArgument, key);
+  if (gate.ok()) FUZZ_CHECK(value.find('\0') == std::string_view::npos, key);
 }
 
 }  // namespace

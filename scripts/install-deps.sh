@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libmnl-dev
+  nlohmann-json3-dev libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev libmnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libssl-dev zlib1g-dev libbrotli-dev
   etcd-server etcd-client iproute2 iputils-ping procps
   prometheus curl help2man

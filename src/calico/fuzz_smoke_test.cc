@@ -160,6 +160,35 @@ TEST(CalicoFuzzSmokeTest, SurvivesDeterministicMutations) {
   std::printf("mutated inputs: %d, decoded as blocks: %d\n", kInputs, decoded_blocks);
 }
 
+// The three values of issue 9 that changed routes, and one of each class the gate refuses.
+TEST(CalicoFuzzSmokeTest, RefusesIssue9ValuesAndTheirClasses) {
+  const std::string key = "/calico/ipam/v2/assignment/ipv4/block/10.244.7.0-26";
+  const std::string good = ReadTestdata("current-v3.32.json");
+  ASSERT_TRUE(vcra::calico::DecodeBlock(key, good).ok());
+  const std::vector<std::string> bad_blocks = {
+      good + std::string("\0", 1) + "{\"cidr\":\"10.244.7.0/26\"}",  // NUL and trailing bytes
+      good + " {}",                                                  // trailing JSON
+      R"({"cidr":"10.244.7.0/26","affinity":"host:node-a","allocations":[0],)"
+      R"("attributes":[{"secondary":{"node":7}}]})",        // secondary not map[string]string
+      R"({"cidr":"10.244.7.0/26","sequenceNumber":1.0})",   // not an integer
+      R"({"cidr":"10.244.7.0/26","strictAffinity":"no"})",  // not a bool
+      "{\"cidr\":\"10.244.7.0/26\",\"x\":\"\xff\"}",        // not UTF-8
+      "{\"cidr\":\"10.244.7.0/26\",\"x\":\"\x01\"}",        // control byte
+  };
+  for (const std::string& value : bad_blocks) {
+    EXPECT_FALSE(vcra::calico::DecodeBlock(key, value).ok()) << value;
+    std::string input = key + "\n" + value;
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  }
+  const std::string peer = "/vpp-calico/hosts/node-b/peerip/ipv4/1";
+  const std::string padded = "192.0.2.11" + std::string(2 * 1024 * 1024, ' ');
+  EXPECT_FALSE(vcra::calico::DecodePeerAddress(padded, vcra::net::Family::kV4).ok());
+  EXPECT_FALSE(vcra::calico::DecodePeerAddress(" 192.0.2.11", vcra::net::Family::kV4).ok());
+  EXPECT_TRUE(vcra::calico::DecodePeerAddress("192.0.2.11\n", vcra::net::Family::kV4).ok());
+  std::string input = peer + "\n" + padded;
+  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+}
+
 TEST(CalicoFuzzSmokeTest, SurvivesHandPickedHostileInputs) {
   std::vector<std::string> inputs = {
       "",

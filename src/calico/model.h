@@ -22,8 +22,26 @@ inline constexpr std::string_view kPoolPrefix = "/calico/resources/v3/projectcal
 inline constexpr std::string_view kClusterInformationKey =
     "/calico/resources/v3/projectcalico.org/clusterinformations/default";
 
-// Values larger than this are refused before parsing (etcd's own request limit is 1.5 MiB).
-inline constexpr size_t kMaxValueBytes = 2 * 1024 * 1024;
+// Every value the agent reads passes one gate before a decoder looks inside it: a size limit for
+// its kind, then for JSON kinds valid UTF-8, no control bytes (raw bytes below 0x20 other than
+// JSON whitespace), exactly one JSON value with nothing after it, nested at most 64 deep, whose
+// root is an object; for peer addresses a short line of printable ASCII with at most one trailing
+// newline. Each Decode* function below runs the gate itself.
+enum class ValueKind : uint8_t {
+  kBlock,        // an AllocationBlock (a /20 IPv4 block with attributes runs to hundreds of KB)
+  kPeerAddress,  // an address under kPeerPrefix ("ffff:...:255.255.255.255/128\n" is 51 bytes)
+  kResource,     // a Node, IPPool or ClusterInformation (Kubernetes caps annotations at 256 KiB)
+};
+inline constexpr size_t kMaxBlockValueBytes = 2 * 1024 * 1024;
+inline constexpr size_t kMaxPeerValueBytes = 64;
+inline constexpr size_t kMaxResourceValueBytes = 512 * 1024;
+// The largest value any kind accepts (etcd's own request limit is 1.5 MiB).
+inline constexpr size_t kMaxValueBytes = kMaxBlockValueBytes;
+
+// The kind of value stored under `key`, or nullopt for a key the agent does not read.
+std::optional<ValueKind> ValueKindOfKey(std::string_view key);
+// The gate alone; InvalidArgument naming the first problem.
+Status CheckValue(ValueKind kind, std::string_view value);
 
 // Node names as Kubernetes allows them (DNS-1123 subdomain, plus '_' seen in the wild), at most
 // 253 bytes. Lower case only: Calico lowercases host names. Anything else in a key position that
@@ -61,7 +79,8 @@ struct IpamBlock {
   std::string affinity_name;  // the node for kHost, the name for kVirtual
   bool deleted = false;
   uint64_t sequence_number = 0;
-  std::vector<BlockAllocation> allocations;  // allocated ordinals only, ascending
+  // Allocations owned by a node other than affinity_name, ascending by ordinal (see DecodeBlock).
+  std::vector<BlockAllocation> allocations;
 
   // The node the block is affine to, or empty for kNone/kVirtual.
   std::string_view AffineHost() const {
@@ -70,12 +89,19 @@ struct IpamBlock {
   friend bool operator==(const IpamBlock&, const IpamBlock&) = default;
 };
 
-// Decodes an AllocationBlock value stored under `key`. Errors: not JSON, wrong types, `cidr`
-// missing or disagreeing with the key, allocations longer than the block, attribute index out of
-// range, oversized value, JSON nested deeper than 64 levels, an `affinity` that is not
-// "host:<valid node>" / "virtual:<valid name>". Unknown fields are ignored, and so are the types
-// of known fields the agent does not use. An allocation whose secondary.node is missing, not a
-// string or not a valid node name gets an empty node.
+// Decodes an AllocationBlock value stored under `key`, as libcalico-go's model.AllocationBlock:
+// every declared field (cidr, affinity, hostAffinity, affinity_claim_time, strictAffinity,
+// allocations, unallocated, attributes[].handle_id/secondary/alternate, sequenceNumber,
+// sequenceNumberForAllocation, deleted) must have the type Go declares (null is accepted as Go
+// accepts it; names match case-insensitively as in Go; unknown fields are ignored). Errors
+// besides the gate's and those types: `cidr` missing or disagreeing with the key, allocations
+// longer than the block, an allocation index negative or past attributes[], an `affinity` that is
+// not "host:<valid node>" / "virtual:<valid name>", `attributes` named twice (Go would merge the
+// two lists element by element; a repeated scalar keeps its last value, as in Go). An allocation
+// whose secondary.node is missing, empty or not a valid node name has no owner.
+//
+// Compact result: `allocations` holds only the allocations a route can come from, i.e. those
+// owned by a node other than affinity_name (for kNone: every owned allocation).
 StatusOr<IpamBlock> DecodeBlock(std::string_view key, std::string_view value);
 // The inverse, in the current Calico format (used by tests, the demo and the benchmark).
 // REQUIRES: every ordinal lies in the block and is below 2^16.
@@ -89,8 +115,9 @@ struct PeerKey {
 };
 std::optional<PeerKey> ParsePeerKey(std::string_view key);
 std::string PeerKeyFor(std::string_view host, net::Family family);
-// A plain address string; surrounding whitespace is tolerated; the family must match the key.
-// "addr/len" is accepted and yields addr; the unspecified address is refused.
+// A plain address string, optionally followed by one newline (what `etcdctl put` from a shell
+// may leave); no other padding. The family must match the key. "addr/len" is accepted and yields
+// addr; the unspecified address is refused.
 StatusOr<net::IpAddress> DecodePeerAddress(std::string_view value, net::Family family);
 
 // Calico Node resource: the next hops Calico itself would use (spec.bgp.ipv4Address/ipv6Address in
