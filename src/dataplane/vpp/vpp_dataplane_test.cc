@@ -229,7 +229,9 @@ TEST_F(VppDataplaneTest, VppRestartIsUnavailableThenReconnectWorksWithNewIds) {
 }
 
 TEST_F(VppDataplaneTest, ConnectionDropMidBatchNeverReportsUnappliedOpsAsOk) {
-  auto dp = Ready(Config());
+  VppDataplaneConfig c = Config();
+  c.api_connections = 1;  // exact counts: every op on the connection that drops
+  auto dp = Ready(c);
   sim_->DropConnectionAfter(5);
   std::vector<RouteOp> ops;
   for (int i = 0; i < 20; ++i) {
@@ -256,6 +258,76 @@ TEST_F(VppDataplaneTest, ConnectionDropMidBatchNeverReportsUnappliedOpsAsOk) {
   ASSERT_TRUE(dp->Connect().ok());
   ExpectAllOk(dp->Apply(ops));
   EXPECT_EQ(dp->DumpOwnedRoutes()->size(), 20u);
+}
+
+TEST_F(VppDataplaneTest, OneOfSeveralConnectionsDroppingFailsOnlyItsUnconfirmedOps) {
+  VppDataplaneConfig c = Config();
+  c.api_connections = 4;
+  auto dp = Ready(c);
+  EXPECT_EQ(sim_->connection_count(), 4);
+  sim_->DropConnectionAfter(30);
+  std::vector<RouteOp> ops;
+  for (int i = 0; i < 200; ++i) {
+    ops.push_back(
+        Upsert(100 + i, net::IpPrefix(Ip("10.0.64.0").Plus(64 * i), 26).ToString(), "172.16.0.2"));
+  }
+  auto res = dp->Apply(ops);
+  ASSERT_EQ(res.size(), ops.size());
+  int ok = 0, unavailable = 0;
+  for (size_t i = 0; i < res.size(); ++i) {
+    EXPECT_EQ(res[i].seq, ops[i].seq);
+    if (res[i].status.ok()) {
+      ++ok;
+      EXPECT_TRUE(sim_->FindRoute(ops[i].route.dst).has_value()) << ops[i].route.ToString();
+    } else {
+      EXPECT_EQ(res[i].status.code(), absl::StatusCode::kUnavailable) << res[i].status;
+      ++unavailable;
+    }
+  }
+  EXPECT_GE(ok, 30);  // the other connections carried on
+  EXPECT_GT(unavailable, 0);
+  // One lost connection is enough to be reported and to reconnect all of them.
+  EXPECT_EQ(dp->Probe().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(dp->Connect().ok());
+  EXPECT_TRUE(dp->Probe().ok());
+  ExpectAllOk(dp->Apply(ops));
+  EXPECT_EQ(dp->DumpOwnedRoutes()->size(), ops.size());
+}
+
+TEST_F(VppDataplaneTest, BatchSpreadOverConnectionsStaysMakeBeforeBreak) {
+  VppDataplaneConfig c = Config();
+  c.api_connections = 4;
+  auto dp = Ready(c);
+  // A block's route replaced by /32s of its IPs: every /32 upsert must be done before the /26
+  // delete, whichever connections they travel on. VPP (and the simulator) hand a freed stats
+  // index to the next new entry, so a /32 added after the delete would carry the block's old
+  // index. The simulator is paused while the batch is written, so that everything the client
+  // sends before waiting is executed together; several blocks, because which connection the
+  // delete takes depends on the prefix.
+  for (int block = 0; block < 8; ++block) {
+    std::string base = "10.0." + std::to_string(10 + block) + ".0";
+    ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, base + "/26", "172.16.0.2")}));
+    uint32_t block_stats = sim_->FindRoute(Pfx(base + "/26"))->stats_index;
+    std::vector<RouteOp> ops;
+    for (int i = 0; i < 40; ++i) {
+      ops.push_back(Upsert(10 + i, net::IpPrefix(Ip(base).Plus(i), 32).ToString(), "172.16.0.3"));
+    }
+    ops.push_back(Delete(99, base + "/26"));
+    sim_->SetPaused(true);
+    std::vector<OpResult> res;
+    std::thread apply([&] { res = dp->Apply(ops); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sim_->SetPaused(false);
+    apply.join();
+    ExpectAllOk(res);
+    EXPECT_FALSE(sim_->FindRoute(Pfx(base + "/26")).has_value());
+    for (int i = 0; i < 40; ++i) {
+      auto r = sim_->FindRoute(net::IpPrefix(Ip(base).Plus(i), 32));
+      ASSERT_TRUE(r.has_value());
+      EXPECT_NE(r->stats_index, block_stats) << r->prefix.ToString() << " added after the delete";
+    }
+  }
+  EXPECT_EQ(dp->DumpOwnedRoutes()->size(), 8u * 40u);
 }
 
 TEST_F(VppDataplaneTest, SlowVppStillCompletesAndTimeoutsAreReported) {
