@@ -648,7 +648,13 @@ void VppClient::Dispatch(Conn& conn, Bytes msg) {
   }
   wake |= p.waited;
   conn.pending.erase(it);
-  if (wake || conn.pending.size() <= conn.window_wake_at) cv_.notify_all();
+  if (conn.pending.size() <= conn.window_wake_at) {
+    // Once: the sender re-arms it if it still has to wait. Without the reset every reply
+    // until the sender runs would broadcast again.
+    conn.window_wake_at = SIZE_MAX;
+    wake = true;
+  }
+  if (wake) cv_.notify_all();
 }
 
 }  // namespace vcra::dataplane::vpp

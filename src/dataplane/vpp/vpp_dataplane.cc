@@ -349,9 +349,11 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
       r.status = rep.status();
       continue;
     }
-    r.status = RetvalStatus(
-        absl::StrCat(op.type == OpType::kUpsert ? "upsert " : "delete ", op.route.ToString()),
-        rep->retval);
+    if (rep->retval != 0) {  // the text only for failures: this loop runs for every route
+      r.status = RetvalStatus(
+          absl::StrCat(op.type == OpType::kUpsert ? "upsert " : "delete ", op.route.ToString()),
+          rep->retval);
+    }
   }
   return results;
 }
