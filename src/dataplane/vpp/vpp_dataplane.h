@@ -39,7 +39,8 @@
 // ops VPP may have executed just before dying: nothing is reported OK that was not confirmed.
 // Connect() again re-handshakes (message ids may have changed) and re-runs EnsureUplink.
 //
-// Threading: like every Dataplane, used from one thread at a time; calls block.
+// Threading: like every Dataplane, used from one thread at a time; calls block. Apply runs the
+// extra connections' share of a phase on short-lived threads of its own and joins them.
 #pragma once
 
 #include <chrono>
