@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -664,6 +667,73 @@ TEST_P(VppConformance, DeepPipelinesOnSeveralConnectionsStayInOrder) {
   for (RouteOp& op : ops) op.type = OpType::kDelete;
   ExpectAllOk(dp->Apply(ops));
   EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+}
+
+// A client that writes far faster than VPP reads and reads nothing until it is done: VPP keeps
+// reading 4 KiB at a time, queues every reply (nothing is dropped, nothing blocks VPP), and the
+// replies come back complete and in request order.
+TEST_P(VppConformance, RepliesQueueWithoutBoundWhileTheClientDoesNotRead) {
+  auto dp = Ready(Config());  // waits until VPP answers; also gives loop0 its address
+  ASSERT_FALSE(HasFailure());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_.data(), socket_.size());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));  // bounded, even if VPP stalls
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  FrameReassembler rx;
+  auto next = [&]() -> std::optional<Bytes> {
+    uint8_t buf[65536];
+    while (true) {
+      auto m = rx.Next();
+      if (!m.ok()) return std::nullopt;
+      if (m->has_value()) return std::move(**m);
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) return std::nullopt;
+      rx.Feed(std::span(buf, static_cast<size_t>(n)));
+    }
+  };
+  Bytes hello = Frame(EncodeSockclntCreate({1, "conformance-flood"}));
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  auto reply_bytes = next();
+  ASSERT_TRUE(reply_bytes.has_value());
+  auto reply = DecodeSockclntCreateReply(*reply_bytes);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  uint16_t add_id = 0, add_reply_id = 0;
+  for (const auto& [id, name] : reply->table) {
+    if (name == msg::kIpRouteAddDel) add_id = id;
+    if (name == msg::kIpRouteAddDelReply) add_reply_id = id;
+  }
+  ASSERT_NE(add_id, 0);
+  constexpr int kRequests = 5000;  // ~1.1 MB of requests, ~150 KB of replies
+  Bytes all;
+  for (int i = 0; i < kRequests; ++i) {
+    IpRouteAddDel m;
+    m.h = {reply->index, static_cast<uint32_t>(1000 + i)};
+    m.route.prefix = WirePrefix::From(net::IpPrefix(Ip("10.128.0.0").Plus(64 * i), 26));
+    m.route.paths = {FibPath::Via(Ip("172.16.0.2"), 1)};
+    AppendFrame(EncodeIpRouteAddDel(add_id, m, false), &all);
+  }
+  // Blocking writes: they finish only as VPP reads, 4 KiB per pass, while no reply is read.
+  for (size_t off = 0; off < all.size();) {
+    ssize_t n = ::send(fd, all.data() + off, all.size() - off, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0) << strerror(errno);
+    off += static_cast<size_t>(n);
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    auto body = next();
+    ASSERT_TRUE(body.has_value()) << "reply " << i << " missing";
+    ASSERT_EQ(*PeekMsgId(*body), add_reply_id);
+    auto r = DecodeIpRouteAddDelReply(*body);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->context, static_cast<uint32_t>(1000 + i));
+    EXPECT_EQ(r->retval, 0);
+  }
+  ::close(fd);
 }
 
 }  // namespace
