@@ -5,8 +5,9 @@
 //
 // Measurements (--measure, in this order, each starting from a FIB without the routes):
 //   raw     our VppClient alone: fib_source_add'ed source, every route as one pipelined
-//           ip_route_add_del_v2 through CallMany on ONE connection (the bounded window), every
-//           reply checked; then the same routes deleted (timed apart);
+//           ip_route_add_del_v2 through CallMany (the bounded window) on --raw-connections
+//           connections (default one; routes dealt round-robin, a thread each), every reply
+//           checked; then the same routes deleted (timed apart);
 //   apply   VppDataplane::Connect + EnsureUplink, then Apply in the agent's batch shape
 //           (--batch-size ops per call, one call at a time, as the agent's dataplane worker
 //           does), every result checked; then a full DumpOwnedRoutes (the agent's resync and
@@ -35,6 +36,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_split.h"
@@ -60,6 +62,7 @@ struct Settings {
   size_t batch_size = 1000;
   size_t connections = VppDataplaneConfig{}.api_connections;
   size_t window = VppDataplaneConfig{}.max_outstanding;
+  size_t raw_connections = 1;
   std::string measure = "raw,apply";
   std::string cli_script;
   std::string vppctl;
@@ -297,11 +300,14 @@ class Tool {
     return wall;
   }
 
-  std::vector<Bytes> RawRequests(VppClient& c, uint8_t src, bool add) const {
+  // Requests for routes first, first + step, ... (one connection's share).
+  std::vector<Bytes> RawRequests(VppClient& c, uint8_t src, bool add, size_t first,
+                                 size_t step) const {
     std::vector<Bytes> reqs;
-    reqs.reserve(routes_.size());
+    reqs.reserve(routes_.size() / step + 1);
     uint16_t id = *c.MsgId(msg::kIpRouteAddDelV2);
-    for (const net::Route& r : routes_) {
+    for (size_t i = first; i < routes_.size(); i += step) {
+      const net::Route& r = routes_[i];
       IpRouteAddDel m;
       m.is_add = add;
       m.route.prefix = WirePrefix::From(r.dst);
@@ -331,6 +337,26 @@ class Tool {
     return ok;
   }
 
+  // All routes through `clients` (route i on client i mod n), each client's share pipelined
+  // by CallMany on a thread of its own; returns the number confirmed.
+  size_t RawOnAll(std::vector<std::unique_ptr<VppClient>>& clients, uint8_t src, bool add,
+                  std::string* err) {
+    size_t n = clients.size();
+    std::vector<std::vector<Bytes>> per(n);
+    for (size_t k = 0; k < n; ++k) per[k] = RawRequests(*clients[k], src, add, k, n);
+    std::vector<std::vector<StatusOr<Bytes>>> replies(n);
+    std::vector<std::thread> threads;
+    for (size_t k = 0; k < n; ++k) {
+      threads.emplace_back([&, k] {
+        replies[k] = clients[k]->CallMany(std::move(per[k]), msg::kIpRouteAddDelV2Reply);
+      });
+    }
+    for (auto& t : threads) t.join();
+    size_t ok = 0;
+    for (const auto& r : replies) ok += CountOk(r, err);
+    return ok;
+  }
+
   bool MeasureRaw(bool keep) {
     VppClientOptions o;
     o.socket_path = s_.socket;
@@ -338,8 +364,12 @@ class Tool {
     o.max_outstanding = s_.window;
     o.request_timeout = std::chrono::milliseconds(60000);
     o.required_messages = {std::string(msg::kIpRouteAddDelV2), std::string(msg::kFibSourceAdd)};
-    VppClient c(o);
-    if (Status st = c.Connect(); !st.ok()) return Error("raw", st);
+    std::vector<std::unique_ptr<VppClient>> clients;
+    for (size_t k = 0; k < s_.raw_connections; ++k) {
+      clients.push_back(std::make_unique<VppClient>(o));
+      if (Status st = clients.back()->Connect(); !st.ok()) return Error("raw", st);
+    }
+    VppClient& c = *clients.front();
     // A source of its own, added once per run (VPP allocates a new id on every add).
     FibSourceAdd add;
     add.src.name = s_.fib_source_name + "-raw";
@@ -348,34 +378,36 @@ class Tool {
         c.Call(EncodeFibSourceAdd(*c.MsgId(msg::kFibSourceAdd), add), msg::kFibSourceAddReply);
     if (!rep.ok()) return Error("raw", rep.status());
     auto src = DecodeFibSourceAddReply(*rep);
-    if (!src.ok() || src->retval != 0)
+    if (!src.ok() || src->retval != 0) {
       return Error("raw", absl::InternalError("fib_source_add failed"));
-
+    }
+    j_["raw_connections"] = clients.size();
     auto t_enc = Clock::now();
-    auto reqs = RawRequests(c, src->id, true);
+    (void)RawRequests(c, src->id, true, 0, 1);
     j_["raw_encode_s"] = Seconds(Clock::now() - t_enc);
-    Phase p = Begin();
-    auto replies = c.CallMany(std::move(reqs), msg::kIpRouteAddDelV2Reply);
-    End(p, "raw");
     std::string err;
-    size_t ok = CountOk(replies, &err);
+    Phase p = Begin();
+    size_t ok = RawOnAll(clients, src->id, true, &err);
+    End(p, "raw");
     j_["raw_confirmed"] = ok;
-    j_["raw_max_in_flight"] = c.max_in_flight_seen();
+    size_t in_flight = 0;
+    for (const auto& x : clients) in_flight = std::max(in_flight, x->max_in_flight_seen());
+    j_["raw_max_in_flight"] = in_flight;
     Heap("heap_after_raw");
     bool good = ok == routes_.size();
     if (!good) j_["raw_error"] = err;
     if (!keep) {
-      Phase d = Begin();
-      auto del = c.CallMany(RawRequests(c, src->id, false), msg::kIpRouteAddDelV2Reply);
-      End(d, "raw_delete");
       std::string derr;
-      if (CountOk(del, &derr) != routes_.size()) {
+      Phase d = Begin();
+      size_t dok = RawOnAll(clients, src->id, false, &derr);
+      End(d, "raw_delete");
+      if (dok != routes_.size()) {
         j_["raw_delete_error"] = derr;
         good = false;
       }
       Heap("heap_after_raw_delete");
     }
-    c.Close();
+    for (auto& x : clients) x->Close();
     return good;
   }
 
@@ -557,6 +589,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--window", s.window, "Unanswered requests per connection (max_outstanding)")
       ->capture_default_str();
+  app.add_option("--raw-connections", s.raw_connections,
+                 "Connections for raw (routes dealt round-robin, one thread each)")
+      ->capture_default_str();
   app.add_option("--measure", s.measure, "Comma list of raw, apply, replay, cli (in that order)")
       ->capture_default_str();
   app.add_option("--cli-script", s.cli_script,
@@ -569,8 +604,8 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", s.keep, "Leave the routes of the last add in VPP");
   app.add_option("--log-level", s.log_level, "Log level on stderr")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (s.batch_size == 0 || s.window == 0 || s.connections == 0) {
-    std::cerr << "--batch-size, --window and --connections must be at least 1\n";
+  if (s.batch_size == 0 || s.window == 0 || s.connections == 0 || s.raw_connections == 0) {
+    std::cerr << "--batch-size, --window, --connections and --raw-connections must be at least 1\n";
     return 2;
   }
   vcra::SetupLogging(vcra::LogFormat::kText, s.log_level);
