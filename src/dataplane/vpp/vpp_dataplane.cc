@@ -326,13 +326,25 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
   std::vector<StatusOr<Bytes>> replies;
   replies.reserve(requests.size());
   auto reply_name = v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply;
+  bool lost = false;
   for (size_t begin = 0; begin < requests.size();) {
     size_t end = begin + 1;
     while (end < requests.size() && ops[index[end]].type == ops[index[begin]].type) ++end;
+    if (lost) {
+      // A connection died in an earlier phase: its upserts may be missing, so the deletes
+      // that were to follow them are not sent (they would break before making).
+      for (size_t k = begin; k < end; ++k) {
+        replies.push_back(
+            absl::UnavailableError("not sent: a VPP connection was lost earlier in this batch"));
+      }
+      begin = end;
+      continue;
+    }
     std::vector<Bytes> phase(std::make_move_iterator(requests.begin() + begin),
                              std::make_move_iterator(requests.begin() + end));
     std::vector<size_t> phase_shard(shard.begin() + begin, shard.begin() + end);
     for (auto& r : CallSharded(std::move(phase), phase_shard, reply_name)) {
+      lost |= !r.ok() && absl::IsUnavailable(r.status());
       replies.push_back(std::move(r));
     }
     begin = end;

@@ -34,7 +34,8 @@
 // pipelined with a bounded window, spread over `api_connections` sockets by a hash of the prefix
 // (so ops on one prefix keep their order), and cut into phases at every change between upserts
 // and deletes, each phase finishing before the next starts (so a batch stays make-before-break
-// across connections); every op gets exactly one result. A lost connection (VPP
+// across connections; once a connection is lost, later phases are not sent); every op gets
+// exactly one result. A lost connection (VPP
 // restart, socket closed) gives UNAVAILABLE for every op whose reply did not arrive, including
 // ops VPP may have executed just before dying: nothing is reported OK that was not confirmed.
 // Connect() again re-handshakes (message ids may have changed) and re-runs EnsureUplink.

@@ -298,6 +298,26 @@ TEST_F(VppDataplaneTest, OneOfSeveralConnectionsDroppingFailsOnlyItsUnconfirmedO
   EXPECT_EQ(dp->DumpOwnedRoutes()->size(), ops.size());
 }
 
+TEST_F(VppDataplaneTest, AfterALostConnectionTheBatchSendsNoMoreDeletes) {
+  VppDataplaneConfig c = Config();
+  c.api_connections = 4;
+  auto dp = Ready(c);
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.9.0/26", "172.16.0.2")}));
+  // The /32s replacing the block; one connection dies while they are sent.
+  std::vector<RouteOp> ops;
+  for (int i = 0; i < 60; ++i) {
+    ops.push_back(
+        Upsert(10 + i, net::IpPrefix(Ip("10.0.9.0").Plus(i), 32).ToString(), "172.16.0.3"));
+  }
+  ops.push_back(Delete(99, "10.0.9.0/26"));
+  sim_->DropConnectionAfter(10);
+  auto res = dp->Apply(ops);
+  ASSERT_EQ(res.size(), ops.size());
+  EXPECT_EQ(res.back().status.code(), absl::StatusCode::kUnavailable) << res.back().status;
+  // The block's route stays until every /32 is in: no gap for the IPs that missed theirs.
+  EXPECT_TRUE(sim_->FindRoute(Pfx("10.0.9.0/26")).has_value());
+}
+
 TEST_F(VppDataplaneTest, BatchSpreadOverConnectionsStaysMakeBeforeBreak) {
   VppDataplaneConfig c = Config();
   c.api_connections = 4;
