@@ -26,6 +26,9 @@ struct VppClient::Pending {
   bool dump = false;
   Clock::time_point deadline;
   bool done = false;
+  // Someone blocks on this request: the reader wakes waiters only for these (and for the window),
+  // not once per reply, so a pipelined batch costs one wakeup instead of one per route.
+  bool waited = false;
   StatusOr<Bytes> result = absl::UnknownError("pending");
   std::vector<Bytes> details;
   std::weak_ptr<Conn> conn;
@@ -51,6 +54,8 @@ struct VppClient::Conn {
   // Guarded by VppClient::mu_.
   uint32_t next_context = 1;
   std::deque<std::shared_ptr<Pending>> pending;
+  // A sender waits for the window to drain to this many outstanding requests (none: SIZE_MAX).
+  size_t window_wake_at = SIZE_MAX;
   bool broken = false;
   bool closing = false;  // our sockclnt_delete is out: VPP's EOF is expected
   Status broken_status;
@@ -177,7 +182,7 @@ Status VppClient::Connect() {
   conn->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
   // Handshake: the only message whose id is fixed.
-  RETURN_IF_ERROR(WriteAll(*conn, Frame(EncodeSockclntCreate({1, options_.client_name}))));
+  RETURN_IF_ERROR(WriteAll(*conn, Frame(EncodeSockclntCreate({1, options_.client_name})), nullptr));
   FrameReassembler rx(options_.max_message_size);
   ASSIGN_OR_RETURN(Bytes reply_bytes, ReadUntil(conn->fd, rx, kSockclntCreateReplyId,
                                                 Clock::now() + options_.connect_timeout));
@@ -275,7 +280,8 @@ void VppClient::Close() {
       auto p = Send(EncodeSockclntDelete(del->second, m), del_reply->second, 0, false);
       if (p.ok()) {
         std::unique_lock lock(mu_);
-        // A short wait: VPP answers at once; a closed socket is as good (vpp-binapi.md 4.3).
+        (*p)->waited = true;
+        // A short wait: VPP answers at once; a closed socket is as good.
         auto deadline = Clock::now() + std::chrono::milliseconds(1000);
         cv_.wait_until(lock, deadline, [&] { return (*p)->done; });
       }
@@ -297,22 +303,37 @@ void VppClient::Close() {
   if (conn->reader.joinable()) conn->reader.join();
 }
 
-Status VppClient::WriteAll(Conn& conn, const Bytes& data) {
+Status VppClient::WriteAll(Conn& conn, const Bytes& data, size_t* written) {
   size_t off = 0;
   auto deadline = Clock::now() + options_.request_timeout;
+  Status st;
   while (off < data.size()) {
     ssize_t n = ::send(conn.fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
     }
-    if (n < 0 && errno != EAGAIN && errno != EINTR) return Errno("write to VPP", errno);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      st = Errno("write to VPP", errno);
+      break;
+    }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return absl::UnavailableError("write to VPP timed out");
+    if (left.count() <= 0) {
+      st = absl::UnavailableError("write to VPP timed out");
+      break;
+    }
     pollfd pfd{conn.fd, POLLOUT, 0};
     ::poll(&pfd, 1, static_cast<int>(left.count()));
   }
-  return absl::OkStatus();
+  if (written != nullptr) *written = off;
+  return st;
+}
+
+void VppClient::MarkWriteFailedLocked(Conn& conn, const Status& st) {
+  if (!conn.broken) {
+    conn.broken = true;  // nothing more is sent on this connection
+    conn.broken_status = absl::UnavailableError(st.message());
+  }
 }
 
 StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uint16_t reply_id,
@@ -327,12 +348,15 @@ StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uin
     while (!conn->broken && conn->pending.size() >= options_.max_outstanding) {
       ExpireLocked(*conn);
       if (conn->pending.size() < options_.max_outstanding) break;
+      conn->window_wake_at = options_.max_outstanding - 1;
       auto until = std::min(window_deadline, conn->pending.front()->deadline);
       if (cv_.wait_until(lock, until) == std::cv_status::timeout &&
           Clock::now() >= window_deadline) {
+        conn->window_wake_at = SIZE_MAX;
         return absl::DeadlineExceededError("VPP request window stayed full");
       }
     }
+    conn->window_wake_at = SIZE_MAX;
     if (conn->broken) return conn->broken_status;
     uint32_t ctx = conn->next_context++;
     if (conn->next_context == 0) conn->next_context = 1;
@@ -351,12 +375,9 @@ StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uin
   out.reserve(request.size() + 48);
   AppendFrame(request, &out);
   if (dump) AppendFrame(EncodeBareRequest(conn->ping_id, {conn->handle, p->context}), &out);
-  if (Status st = WriteAll(*conn, out); !st.ok()) {
+  if (Status st = WriteAll(*conn, out, nullptr); !st.ok()) {
     std::lock_guard lock(mu_);
-    if (!conn->broken) {
-      conn->broken = true;  // nothing more is sent on this connection
-      conn->broken_status = absl::UnavailableError(st.message());
-    }
+    MarkWriteFailedLocked(*conn, st);
     // Only this request, which never fully left, fails here. The replies to those sent before
     // may still sit in our receive buffer (VPP answered, then closed): the reader resolves them,
     // then fails the rest at EOF, so an op VPP confirmed is reported as done.
@@ -372,6 +393,7 @@ StatusOr<std::shared_ptr<VppClient::Pending>> VppClient::Send(Bytes request, uin
 
 StatusOr<Bytes> VppClient::Wait(const std::shared_ptr<Pending>& p) {
   std::unique_lock lock(mu_);
+  p->waited = true;
   while (!p->done) {
     if (cv_.wait_until(lock, p->deadline) == std::cv_status::timeout && !p->done &&
         Clock::now() >= p->deadline) {
@@ -379,7 +401,8 @@ StatusOr<Bytes> VppClient::Wait(const std::shared_ptr<Pending>& p) {
       if (!p->done) p->Finish(absl::DeadlineExceededError("no reply from VPP in time"));
     }
   }
-  return p->result;
+  // Each Pending has one waiter (its caller): the reply moves out instead of being copied.
+  return std::move(p->result);
 }
 
 void VppClient::ExpireLocked(Conn& conn) {
@@ -412,18 +435,107 @@ std::vector<StatusOr<Bytes>> VppClient::CallMany(std::vector<Bytes> requests,
     for (size_t i = 0; i < requests.size(); ++i) out.push_back(reply_id.status());
     return out;
   }
-  std::vector<StatusOr<std::shared_ptr<Pending>>> sent;
-  sent.reserve(requests.size());
-  for (Bytes& r : requests) {
-    // Once the connection is gone, the rest fail the same way without being sent.
-    if (!sent.empty() && !sent.back().ok() && absl::IsUnavailable(sent.back().status())) {
-      sent.push_back(sent.back().status());
-      continue;
-    }
-    sent.push_back(Send(std::move(r), *reply_id, 0, false));
+  std::vector<StatusOr<std::shared_ptr<Pending>>> sent = SendBatch(requests, *reply_id);
+  // VPP answers in order, so once the last request is answered every earlier one is resolved
+  // too (answered, or failed as dropped): wait on the last one only, then collect.
+  for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
+    if (!it->ok()) continue;
+    std::unique_lock lock(mu_);
+    (**it)->waited = true;
+    cv_.wait_until(lock, (**it)->deadline, [&] { return (**it)->done; });
+    break;
   }
   for (auto& s : sent) out.push_back(s.ok() ? Wait(*s) : StatusOr<Bytes>(s.status()));
   return out;
+}
+
+std::vector<StatusOr<std::shared_ptr<VppClient::Pending>>> VppClient::SendBatch(
+    std::vector<Bytes>& requests, uint16_t reply_id) {
+  std::vector<StatusOr<std::shared_ptr<Pending>>> sent;
+  sent.reserve(requests.size());
+  auto fail_rest = [&](const Status& st) {
+    while (sent.size() < requests.size()) sent.push_back(st);
+    return std::move(sent);
+  };
+  auto current = CurrentConn();
+  if (!current.ok()) return fail_rest(current.status());
+  std::shared_ptr<Conn> conn = *current;
+  for (const Bytes& r : requests) {
+    if (r.size() < 10)
+      return fail_rest(absl::InvalidArgumentError("request shorter than 10 bytes"));
+  }
+  // Contexts are handed out in write order: the write lock is held across the window waits.
+  std::lock_guard write_lock(conn->write_mu);
+  const size_t window = std::max<size_t>(1, options_.max_outstanding);
+  // Refill the window a quarter at a time: one write and one wakeup per chunk, not per request.
+  const size_t refill = std::max<size_t>(1, window / 4);
+  Bytes out;
+  std::vector<size_t> frame_end;  // end offset in `out` of each request's frame in the chunk
+  size_t next = 0;
+  while (next < requests.size()) {
+    size_t first = next;
+    {
+      std::unique_lock lock(mu_);
+      size_t want = std::min(requests.size() - next, refill);
+      auto window_deadline = Clock::now() + options_.request_timeout;
+      while (!conn->broken && conn->pending.size() + want > window) {
+        ExpireLocked(*conn);
+        if (conn->pending.size() + want <= window) break;
+        conn->window_wake_at = window - want;
+        auto until = std::min(window_deadline, conn->pending.front()->deadline);
+        if (cv_.wait_until(lock, until) == std::cv_status::timeout &&
+            Clock::now() >= window_deadline) {
+          conn->window_wake_at = SIZE_MAX;
+          return fail_rest(absl::DeadlineExceededError("VPP request window stayed full"));
+        }
+      }
+      conn->window_wake_at = SIZE_MAX;
+      if (conn->broken) return fail_rest(conn->broken_status);
+      size_t k = std::min(requests.size() - next, window - conn->pending.size());
+      for (size_t i = 0; i < k; ++i) {
+        Bytes& request = requests[next + i];
+        auto p = std::make_shared<Pending>();
+        uint32_t ctx = conn->next_context++;
+        if (conn->next_context == 0) conn->next_context = 1;
+        PutBe32(request.data() + 2, conn->handle);
+        PutBe32(request.data() + 6, ctx);
+        p->context = ctx;
+        p->reply_id = reply_id;
+        p->deadline = Clock::now() + options_.request_timeout;
+        p->conn = conn;
+        conn->pending.push_back(p);
+        sent.push_back(p);
+      }
+      max_in_flight_seen_ = std::max(max_in_flight_seen_, conn->pending.size());
+      next += k;
+    }
+    out.clear();
+    frame_end.clear();
+    for (size_t i = first; i < next; ++i) {
+      AppendFrame(requests[i], &out);
+      frame_end.push_back(out.size());
+    }
+    size_t written = 0;
+    if (Status st = WriteAll(*conn, out, &written); !st.ok()) {
+      std::lock_guard lock(mu_);
+      MarkWriteFailedLocked(*conn, st);
+      // Requests whose frame never fully left fail here; those before them may have been
+      // answered already (VPP answered, then closed): the reader resolves them, then fails the
+      // rest at EOF, so an op VPP confirmed is reported as done.
+      for (size_t i = first; i < next; ++i) {
+        if (frame_end[i - first] <= written) continue;
+        auto& p = *sent[i];
+        if (auto it = std::find(conn->pending.begin(), conn->pending.end(), p);
+            it != conn->pending.end()) {
+          conn->pending.erase(it);
+        }
+        if (!p->done) p->Finish(conn->broken_status);
+      }
+      cv_.notify_all();
+      return fail_rest(conn->broken_status);
+    }
+  }
+  return sent;
 }
 
 StatusOr<std::vector<Bytes>> VppClient::Dump(Bytes request, std::string_view details_name_crc) {
@@ -509,16 +621,17 @@ void VppClient::Dispatch(Conn& conn, Bytes msg) {
     return;
   }
   // VPP answers strictly in order: whatever was sent before this one got no reply.
+  bool wake = false;
   for (auto e = conn.pending.begin(); e != it; ++e) {
     (*e)->Finish(
         absl::InternalError("VPP sent no reply: it dropped the request (unknown id or too short)"));
+    wake |= (*e)->waited;
   }
   it = conn.pending.erase(conn.pending.begin(), it);
   Pending& p = **it;
   if (p.dump) {
     if (*id == p.details_id) {
       p.details.push_back(std::move(msg));
-      cv_.notify_all();
       return;
     }
     if (*id == conn.ping_reply_id) {
@@ -533,8 +646,15 @@ void VppClient::Dispatch(Conn& conn, Bytes msg) {
     p.Finish(absl::InternalError(
         absl::StrCat("unexpected VPP message id ", *id, " as reply (context ", ctx, ")")));
   }
+  wake |= p.waited;
   conn.pending.erase(it);
-  cv_.notify_all();
+  if (conn.pending.size() <= conn.window_wake_at) {
+    // Once: the sender re-arms it if it still has to wait. Without the reset every reply
+    // until the sender runs would broadcast again.
+    conn.window_wake_at = SIZE_MAX;
+    wake = true;
+  }
+  if (wake) cv_.notify_all();
 }
 
 }  // namespace vcra::dataplane::vpp

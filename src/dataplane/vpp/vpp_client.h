@@ -88,12 +88,18 @@ class VppClient {
   // Sends under the window; returns the pending entry or an error (then nothing was sent).
   StatusOr<std::shared_ptr<Pending>> Send(Bytes request, uint16_t reply_id, uint16_t details_id,
                                           bool dump);
+  // Sends every request under the window, in as few writes as the window allows; one entry per
+  // request, in order (an error for those that were not sent).
+  std::vector<StatusOr<std::shared_ptr<Pending>>> SendBatch(std::vector<Bytes>& requests,
+                                                            uint16_t reply_id);
   StatusOr<Bytes> Wait(const std::shared_ptr<Pending>& p);
   void ReaderLoop(std::shared_ptr<Conn> conn);
   void Dispatch(Conn& conn, Bytes msg);
   void FailAllLocked(Conn& conn, const Status& st);
   void ExpireLocked(Conn& conn);
-  Status WriteAll(Conn& conn, const Bytes& data);
+  // Writes all of `data` or fails; `written` (if set) gets the bytes that left either way.
+  Status WriteAll(Conn& conn, const Bytes& data, size_t* written);
+  void MarkWriteFailedLocked(Conn& conn, const Status& st);
   StatusOr<std::shared_ptr<Conn>> CurrentConn() const;
 
   VppClientOptions options_;

@@ -1,6 +1,8 @@
 #include "dataplane/vpp/vpp_dataplane.h"
 
 #include <algorithm>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -39,6 +41,17 @@ const std::vector<std::string_view>& SourceMessages() {
   return *v;
 }
 
+// Which connection carries a prefix: FNV-1a over its bytes, so consecutive blocks spread evenly
+// and every op on one prefix takes the same connection (VPP keeps each connection's order).
+size_t PrefixHash(const WirePrefix& p) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint8_t b) { h = (h ^ b) * 1099511628211ull; };
+  mix(p.af);
+  mix(p.len);
+  for (uint8_t b : p.addr) mix(b);
+  return static_cast<size_t>(h ^ (h >> 32));
+}
+
 Status RetvalStatus(std::string_view what, int32_t rv) {
   if (rv == 0) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("VPP ", std::string(what), ": ", RetvalToString(rv)));
@@ -54,17 +67,29 @@ std::string VppDataplane::vpp_version() const {
   return client_ ? client_->vpp_version() : "unknown";
 }
 
-void VppDataplane::Disconnect() {
+void VppDataplane::Disconnect() { CloseAll(); }
+
+void VppDataplane::CloseAll() {
+  for (auto& c : route_clients_) c->Close();
+  route_clients_.clear();
   if (client_) client_->Close();
 }
 
+bool VppDataplane::AllConnected() const {
+  if (!client_ || !client_->connected()) return false;
+  return std::all_of(route_clients_.begin(), route_clients_.end(),
+                     [](const auto& c) { return c->connected(); });
+}
+
 Status VppDataplane::Probe() {
-  if (client_ && client_->connected()) return absl::OkStatus();
+  if (AllConnected()) return absl::OkStatus();
   return absl::UnavailableError("VPP API connection is closed");
 }
 
 Status VppDataplane::Connect() {
-  if (client_ && client_->connected()) return absl::OkStatus();
+  if (AllConnected()) return absl::OkStatus();
+  // One lost connection means VPP restarted or is going away: start over on all of them.
+  CloseAll();
   VppClientOptions o;
   o.socket_path = config_.api_socket;
   o.client_name = config_.client_name;
@@ -81,6 +106,20 @@ Status VppDataplane::Connect() {
   if (Status st = SetUpOwnership(); !st.ok()) {
     client_->Close();
     return st;
+  }
+  bool v2 = ownership_ == Ownership::kFibSource;
+  for (size_t i = 1; i < std::max<size_t>(1, config_.api_connections); ++i) {
+    VppClientOptions ro = o;
+    ro.client_name = absl::StrCat(config_.client_name, "-", i + 1);
+    ro.required_messages = {
+        std::string(v2 ? msg::kIpRouteAddDelV2 : msg::kIpRouteAddDel),
+        std::string(v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply)};
+    auto c = std::make_unique<VppClient>(ro);
+    if (Status st = c->Connect(); !st.ok()) {
+      CloseAll();
+      return st;
+    }
+    route_clients_.push_back(std::move(c));
   }
   if (last_uplink_) {
     // A reconnect may follow a VPP restart: interface state and addresses are gone.
@@ -247,9 +286,7 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
     for (OpResult& r : results) r.status = st;
     return results;
   };
-  if (!client_ || !client_->connected()) {
-    return fail_all(absl::UnavailableError("not connected to VPP"));
-  }
+  if (!AllConnected()) return fail_all(absl::UnavailableError("not connected to VPP"));
   if (!uplink_index_) return fail_all(absl::FailedPreconditionError("uplink not set up yet"));
   bool v2 = ownership_ == Ownership::kFibSource;
   auto id = client_->MsgId(v2 ? msg::kIpRouteAddDelV2 : msg::kIpRouteAddDel);
@@ -257,6 +294,11 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
 
   std::vector<Bytes> requests;
   std::vector<size_t> index;  // request -> op
+  std::vector<size_t> shard;  // request -> connection
+  requests.reserve(ops.size());
+  index.reserve(ops.size());
+  shard.reserve(ops.size());
+  const size_t shards = 1 + route_clients_.size();
   for (size_t i = 0; i < ops.size(); ++i) {
     const net::Route& route = ops[i].route;
     bool upsert = ops[i].type == OpType::kUpsert;
@@ -278,9 +320,36 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
     if (upsert) m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
     requests.push_back(EncodeIpRouteAddDel(*id, m, v2));
     index.push_back(i);
+    shard.push_back(shards == 1 ? 0 : PrefixHash(m.route.prefix) % shards);
   }
-  auto replies = client_->CallMany(std::move(requests),
-                                   v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply);
+  // Phases: a run of upserts, then a run of deletes, ... Each finishes on every connection
+  // before the next starts, so no delete overtakes an upsert before it (make-before-break).
+  std::vector<StatusOr<Bytes>> replies;
+  replies.reserve(requests.size());
+  auto reply_name = v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply;
+  bool lost = false;
+  for (size_t begin = 0; begin < requests.size();) {
+    size_t end = begin + 1;
+    while (end < requests.size() && ops[index[end]].type == ops[index[begin]].type) ++end;
+    if (lost) {
+      // A connection died in an earlier phase: its upserts may be missing, so the deletes
+      // that were to follow them are not sent (they would break before making).
+      for (size_t k = begin; k < end; ++k) {
+        replies.push_back(
+            absl::UnavailableError("not sent: a VPP connection was lost earlier in this batch"));
+      }
+      begin = end;
+      continue;
+    }
+    std::vector<Bytes> phase(std::make_move_iterator(requests.begin() + begin),
+                             std::make_move_iterator(requests.begin() + end));
+    std::vector<size_t> phase_shard(shard.begin() + begin, shard.begin() + end);
+    for (auto& r : CallSharded(std::move(phase), phase_shard, reply_name)) {
+      lost |= !r.ok() && absl::IsUnavailable(r.status());
+      replies.push_back(std::move(r));
+    }
+    begin = end;
+  }
   for (size_t k = 0; k < replies.size(); ++k) {
     OpResult& r = results[index[k]];
     const RouteOp& op = ops[index[k]];
@@ -293,11 +362,44 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
       r.status = rep.status();
       continue;
     }
-    r.status = RetvalStatus(
-        absl::StrCat(op.type == OpType::kUpsert ? "upsert " : "delete ", op.route.ToString()),
-        rep->retval);
+    if (rep->retval != 0) {  // the text only for failures: this loop runs for every route
+      r.status = RetvalStatus(
+          absl::StrCat(op.type == OpType::kUpsert ? "upsert " : "delete ", op.route.ToString()),
+          rep->retval);
+    }
   }
   return results;
+}
+
+std::vector<StatusOr<Bytes>> VppDataplane::CallSharded(std::vector<Bytes> requests,
+                                                       const std::vector<size_t>& shard,
+                                                       std::string_view reply_name_crc) {
+  if (route_clients_.empty()) return client_->CallMany(std::move(requests), reply_name_crc);
+  const size_t shards = 1 + route_clients_.size();
+  std::vector<std::vector<Bytes>> per(shards);
+  std::vector<std::vector<StatusOr<Bytes>>> replies(shards);
+  for (size_t k = 0; k < requests.size(); ++k) per[shard[k]].push_back(std::move(requests[k]));
+  auto client = [&](size_t s) { return s == 0 ? client_.get() : route_clients_[s - 1].get(); };
+  // CallMany blocks on its window: one thread per extra connection keeps every socket full.
+  std::vector<std::thread> threads;
+  for (size_t s = 1; s < shards; ++s) {
+    if (per[s].empty()) continue;
+    auto run = [&, s] { replies[s] = client(s)->CallMany(std::move(per[s]), reply_name_crc); };
+    try {
+      threads.emplace_back(run);
+    } catch (const std::system_error&) {
+      run();  // no thread to be had: slower, still correct (each connection has its reader)
+    }
+  }
+  if (!per[0].empty()) replies[0] = client_->CallMany(std::move(per[0]), reply_name_crc);
+  for (auto& t : threads) t.join();
+  std::vector<StatusOr<Bytes>> out;
+  out.reserve(requests.size());
+  std::vector<size_t> next(shards, 0);
+  for (size_t k = 0; k < requests.size(); ++k) {
+    out.push_back(std::move(replies[shard[k]][next[shard[k]]++]));
+  }
+  return out;
 }
 
 StatusOr<std::vector<IpRoute>> VppDataplane::DumpTable(bool ipv6) {

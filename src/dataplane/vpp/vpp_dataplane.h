@@ -31,12 +31,17 @@
 // {sw_if_index = uplink, nh = gateway}; VPP replaces the whole path set of the entry in one
 // step (vpp-binapi.md 8.1), so a next-hop change has no gap. Delete = is_add=0,
 // is_multipath=0, n_paths=0; deleting a route that is not there returns 0 = success. A batch is
-// pipelined with a bounded window; every op gets exactly one result. A lost connection (VPP
+// pipelined with a bounded window, spread over `api_connections` sockets by a hash of the prefix
+// (so ops on one prefix keep their order), and cut into phases at every change between upserts
+// and deletes, each phase finishing before the next starts (so a batch stays make-before-break
+// across connections; once a connection is lost, later phases are not sent); every op gets
+// exactly one result. A lost connection (VPP
 // restart, socket closed) gives UNAVAILABLE for every op whose reply did not arrive, including
 // ops VPP may have executed just before dying: nothing is reported OK that was not confirmed.
 // Connect() again re-handshakes (message ids may have changed) and re-runs EnsureUplink.
 //
-// Threading: like every Dataplane, used from one thread at a time; calls block.
+// Threading: like every Dataplane, used from one thread at a time; calls block. Apply runs the
+// extra connections' share of a phase on short-lived threads of its own and joins them.
 #pragma once
 
 #include <chrono>
@@ -62,7 +67,14 @@ struct VppDataplaneConfig {
   // Fail Connect() instead of falling back to the pool rule when VPP lacks the v2 messages.
   bool require_fib_source = false;
   std::chrono::milliseconds request_timeout{10000};
+  // Unanswered requests per API connection (VPP queues replies without bound).
   size_t max_outstanding = 256;
+  // API connections route ops are spread over (by prefix; the first one also carries the
+  // handshake checks, dumps and uplink calls). A real VPP's main loop reads at most 4 KiB per
+  // socket per pass (18 route messages) and sleeps between passes (poll-sleep-usec), so one
+  // connection caps route programming far below VPP's own speed; each extra connection adds
+  // another 4 KiB read per pass. docs/performance.md "VPP programming" has the measurements.
+  size_t api_connections = 4;
 };
 
 class VppDataplane final : public Dataplane {
@@ -96,9 +108,17 @@ class VppDataplane final : public Dataplane {
   bool InPools(const net::IpPrefix& p) const;
   StatusOr<uint32_t> ResolveUplink(const UplinkConfig& uplink);
   StatusOr<std::vector<IpRoute>> DumpTable(bool ipv6);
+  bool AllConnected() const;
+  void CloseAll();
+  // Runs requests[k] on connection shard[k] (one thread per extra connection), results in order.
+  std::vector<StatusOr<Bytes>> CallSharded(std::vector<Bytes> requests,
+                                           const std::vector<size_t>& shard,
+                                           std::string_view reply_name_crc);
 
   VppDataplaneConfig config_;
   std::unique_ptr<VppClient> client_;
+  // Connections 2..api_connections: route ops only.
+  std::vector<std::unique_ptr<VppClient>> route_clients_;
   Ownership ownership_ = Ownership::kFibSource;
   std::optional<uint8_t> source_id_;
   std::optional<uint32_t> uplink_index_;

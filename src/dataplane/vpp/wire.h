@@ -125,7 +125,13 @@ class FrameReassembler {
 
 class WireWriter {
  public:
-  explicit WireWriter(uint16_t msg_id) { U16(msg_id); }
+  static constexpr size_t kTypicalMessageSize = 256;
+  explicit WireWriter(uint16_t msg_id) {
+    // One allocation for the common messages (a one-path route is 206 bytes), not one per
+    // doubling: encoding is on the agent's path for every route.
+    buf_.reserve(kTypicalMessageSize);
+    U16(msg_id);
+  }
   WireWriter& U8(uint8_t v);
   WireWriter& U16(uint16_t v);
   WireWriter& U32(uint32_t v);

@@ -147,11 +147,28 @@ SimOptions SimOptions::Transcript2606(std::string socket_path) {
   loop.link_mtu = 9000;
   loop.mtu = {9000, 0, 0, 0};
   loop.addresses = {Wp("10.1.0.1/32"), Wp("fd00:1::1/128")};
+  loop.link_follows_admin = true;
   o.interfaces.push_back(loop);
   o.vpe_pid = 8232;
   o.version = "26.06-release";
   o.build_date = "2026-11-26T07:59:34";
   o.build_directory = "";
+  return o;
+}
+
+SimOptions SimOptions::Loopback(std::string socket_path) {
+  SimOptions o;
+  o.socket_path = std::move(socket_path);
+  o.interfaces = DefaultInterfaces();
+  SimInterface& loop = o.interfaces[1];
+  loop.name = "loop0";
+  loop.dev_type = "Loopback";
+  loop.mac = {0xde, 0xad, 0, 0, 0, 0};
+  loop.admin_up = false;
+  loop.link_up = false;
+  loop.link_follows_admin = true;
+  loop.link_mtu = 9000;
+  loop.mtu = {9000, 0, 0, 0};
   return o;
 }
 
@@ -564,6 +581,7 @@ void VppSim::HandleSetFlags(Conn& to, const Bytes& msg) {
     bool up = (m->flags & kIfAdminUp) != 0;  // LINK_UP is ignored, as in VPP
     changed = up != itf->admin_up;
     itf->admin_up = up;
+    if (itf->link_follows_admin) itf->link_up = up;
   }
   Send(to, EncodeRetvalReply(IdLocked(msg::kSwInterfaceSetFlagsReply), {m->h.context, rv}));
   if (!changed) return;
@@ -605,11 +623,10 @@ void VppSim::HandleRouteAddDel(Conn& to, const Bytes& msg, bool v2) {
   IpRouteAddDelReply r{m->h.context, 0, kNoInterface};
   const IpRoute& route = m->route;
   uint8_t src = v2 && route.src != 0 ? route.src : kSrcApi;
+  // VPP's order of checks: the table, each path as it is decoded, then the prefix length and
+  // the path count (a request wrong in two ways gets the first error, as from VPP).
   auto rv = [&]() -> int32_t {
     if (route.table_id != 0) return retval::kNoSuchFib;
-    if (route.prefix.len > MaxLen(route.prefix)) return retval::kInvalidPrefixLength;
-    if (src >= sources_.size()) return retval::kInvalidArgument;
-    if ((m->is_add || m->is_multipath) && route.paths.empty()) return retval::kNoPathsInRoute;
     for (const FibPath& p : route.paths) {
       if (p.proto > 4) return retval::kUnspecified;
       if (p.sw_if_index != kNoInterface) {
@@ -618,6 +635,11 @@ void VppSim::HandleRouteAddDel(Conn& to, const Bytes& msg, bool v2) {
         return retval::kNoSuchFib;
       }
     }
+    if (route.prefix.len > MaxLen(route.prefix)) return retval::kInvalidPrefixLength;
+    if ((m->is_add || m->is_multipath) && route.paths.empty()) return retval::kNoPathsInRoute;
+    // VPP does not check the source id at all (an unknown one is undefined behaviour there);
+    // the simulator refuses it instead of indexing past its table.
+    if (src >= sources_.size()) return retval::kInvalidArgument;
     return 0;
   }();
   r.retval = rv;

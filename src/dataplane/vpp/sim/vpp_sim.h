@@ -55,6 +55,8 @@ struct SimInterface {
   // Interface addresses as configured (host bits kept).
   std::vector<WirePrefix> addresses;
   bool ip6_enabled = false;
+  // A loopback's link is up exactly while it is admin-up (VPP's simulated ethernet device).
+  bool link_follows_admin = false;
 };
 
 struct SimOptions {
@@ -74,6 +76,10 @@ struct SimOptions {
   static std::vector<SimInterface> DefaultInterfaces();
   // The VPP of vpp-transcripts/v26.06: local0, host-up0, loop0 with 10.1.0.1/32, fd00:1::1/128.
   static SimOptions Transcript2606(std::string socket_path);
+  // A VPP after `create loopback interface`: local0 (0) and loop0 (1, dev_type "Loopback", MAC
+  // de:ad:00:00:00:00, admin and link down), as the performance measurements and the
+  // conformance test use it.
+  static SimOptions Loopback(std::string socket_path);
 };
 
 // One FIB entry with every source's paths (what a test inspects).
