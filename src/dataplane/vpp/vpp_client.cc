@@ -248,7 +248,7 @@ Status VppClient::Connect() {
     Close();
     return absl::FailedPreconditionError(
         absl::StrCat("VPP ", version, " lacks ", absl::StrJoin(parts, "; "),
-                     " - this agent speaks the VPP 21.06..26.06 API (vpp-binapi.md 3.3)"));
+                     " - this agent speaks the VPP 21.06..26.06 API (docs/vpp-api.md, section 3)"));
   }
   LOG_INFO("connected to VPP {} at {} (handle {:#x}, {} messages)", conn->version,
            options_.socket_path, conn->handle, conn->ids.size());

@@ -1,4 +1,4 @@
-// A client of VPP's binary API over its UNIX socket (vpp-binapi.md), without any VPP library.
+// A client of VPP's binary API over its UNIX socket (docs/vpp-api.md), without any VPP library.
 //
 // Connect() does the sockclnt_create handshake, builds the name_crc -> id table (ids differ
 // between VPP builds and restarts; only sockclnt_create = 15 is fixed) and checks that every

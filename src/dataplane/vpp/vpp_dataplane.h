@@ -1,6 +1,6 @@
 // The Dataplane for fd.io VPP, through VPP's binary API socket (VppClient; no VPP library).
 //
-// OWNERSHIP RULE (SPEC.md "Ownership: never touch what is not ours")
+// OWNERSHIP RULE (docs/design.md "Ownership: never touch what is not ours")
 // -------------------------------------------------------------------
 // Routes the agent adds must be recognisable after an agent restart, and nothing else in VPP's
 // FIB may ever be changed or removed. Two modes, chosen at Connect() from VPP's message table:
@@ -29,7 +29,7 @@
 //
 // Route programming: upsert = ip_route_add_del(_v2) is_add=1, is_multipath=0 with one path
 // {sw_if_index = uplink, nh = gateway}; VPP replaces the whole path set of the entry in one
-// step (vpp-binapi.md 8.1), so a next-hop change has no gap. Delete = is_add=0,
+// step (docs/vpp-api.md section 7), so a next-hop change has no gap. Delete = is_add=0,
 // is_multipath=0, n_paths=0; deleting a route that is not there returns 0 = success. A batch is
 // pipelined with a bounded window, spread over `api_connections` sockets by a hash of the prefix
 // (so ops on one prefix keep their order), and cut into phases at every change between upserts

@@ -1,4 +1,4 @@
-// VPP binary API wire codec (the socket transport of docs vpp-binapi.md): frame header, stream
+// VPP binary API wire codec (the socket transport of docs/vpp-api.md): frame header, stream
 // reassembly, and packed big-endian encoders/decoders for the messages the agent and the
 // simulator use. No I/O, no VPP headers.
 //
@@ -31,8 +31,8 @@ namespace vcra::dataplane::vpp {
 
 using Bytes = std::vector<uint8_t>;
 
-// ---- name_crc strings (v21.06 .. v26.06 identical, vpp-binapi.md 3.3; fib_source_* from the
-// v26.06 transcript) ----
+// ---- name_crc strings (v21.06 .. v26.06 identical, docs/vpp-api.md section 3; fib_source_* from
+// the v26.06 transcript) ----
 namespace msg {
 inline constexpr std::string_view kSockclntCreate = "sockclnt_create_455fb9c4";
 inline constexpr std::string_view kSockclntCreateReply = "sockclnt_create_reply_35166268";
@@ -78,7 +78,7 @@ inline constexpr uint16_t kSockclntCreateReplyId = 16;
 inline constexpr size_t kFrameHeaderSize = 16;
 inline constexpr uint32_t kNoInterface = 0xFFFFFFFF;
 
-// VNET_API_ERROR_* values the agent and simulator use (vpp-binapi.md 9.1).
+// VNET_API_ERROR_* values the agent and simulator use (docs/vpp-api.md section 8).
 namespace retval {
 inline constexpr int32_t kUnspecified = -1;
 inline constexpr int32_t kInvalidSwIfIndex = -2;
@@ -464,7 +464,8 @@ struct FibSourceDetails {
 Bytes EncodeFibSourceDetails(uint16_t id, const FibSourceDetails& m);
 StatusOr<FibSourceDetails> DecodeFibSourceDetails(std::span<const uint8_t> b);
 
-// Minimum sizes VPP computes (vpp-binapi.md 2.4), used by the simulator to drop short messages.
+// Minimum sizes VPP computes (docs/vpp-api.md section 2), used by the simulator to drop short
+// messages.
 inline constexpr size_t kIpRouteAddDelFixed = 39;
 inline constexpr size_t kSwInterfaceDumpFixed = 19;
 

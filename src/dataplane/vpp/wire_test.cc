@@ -18,7 +18,7 @@ using testing::TranscriptFiles;
 net::IpAddress Ip(std::string_view s) { return *net::IpAddress::Parse(s); }
 net::IpPrefix Pfx(std::string_view s) { return *net::IpPrefix::Parse(s); }
 
-// ---- the worked examples of vpp-binapi.md section 11 ----
+// ---- worked examples (docs/vpp-api.md section 9) ----
 
 TEST(WireDocExamples, SockclntCreate) {
   Bytes want = FromHex(

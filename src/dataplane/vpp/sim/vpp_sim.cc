@@ -585,7 +585,7 @@ void VppSim::HandleSetFlags(Conn& to, const Bytes& msg) {
   }
   Send(to, EncodeRetvalReply(IdLocked(msg::kSwInterfaceSetFlagsReply), {m->h.context, rv}));
   if (!changed) return;
-  // One event per change; LINK_UP is reported only with an admin-up (vpp-binapi.md 5.3).
+  // One event per change; LINK_UP is reported only with an admin-up (docs/vpp-api.md section 5).
   SwInterfaceEvent ev;
   ev.sw_if_index = itf->sw_if_index;
   ev.flags = itf->admin_up ? (kIfAdminUp | (itf->link_up ? kIfLinkUp : 0)) : 0;

@@ -1,5 +1,5 @@
 // A VPP binary-API simulator on a UNIX socket, faithful to the bytes and quirks of a real VPP
-// 26.06 (vpp-binapi.md sections 1.5, 4, 8, 9; checked against vpp-transcripts/v26.06 by
+// 26.06 (docs/vpp-api.md sections 1, 4, 7, 8; checked against vpp-transcripts/v26.06 by
 // vpp_sim_transcript_test):
 // - one thread, poll(); each read() takes at most 4096 bytes; frames are processed strictly in
 //   arrival order and replies are queued in that order (unbounded output, like VPP);

@@ -5,7 +5,7 @@
 // transcript's starting state (SimOptions::Transcript2606: interfaces, addresses, vpe_pid,
 // version). Normalisation, and why:
 // - frame header bytes 0..7 and 12..15 are not compared: VPP puts an internal heap pointer there
-//   (vpp-binapi.md 1.2; clients ignore them). data_len (bytes 8..11) and the message are.
+//   (docs/vpp-api.md section 1; clients ignore them). data_len (bytes 8..11) and the message are.
 // - within one dump, the *_details frames are compared as a sorted multiset: VPP emits FIB
 //   entries in hash order (README "Details arrive in FIB hash order"); their content,
 //   stats_index and count must match exactly.
