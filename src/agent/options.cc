@@ -1,5 +1,6 @@
 #include "agent/options.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,10 @@ struct RawFlags {
   int resync_seconds = 90;
   std::vector<std::string> seed;
   CLI::Option* dataplane_option = nullptr;
+  // The status subcommand's filters, as /status parameters (validated the same way).
+  std::vector<std::pair<std::string, std::string>> status_params;
+  std::string status_node, status_prefix, status_state, status_limit, status_after;
+  bool status_all = false;
 };
 
 constexpr const char* kDescription =
@@ -57,7 +62,8 @@ constexpr const char* kDescription =
     "  vpp-calico-route-agent [run] [options]\n"
     "  vpp-calico-route-agent [options] <watch-prefix> <uplink> <ip> <prefix-len> "
     "[protocol host port user password]   (the 2016 prototype's form)\n"
-    "  vpp-calico-route-agent status [--http-listen ADDR]   (what the running agent did, and "
+    "  vpp-calico-route-agent status [--http-listen ADDR] [--node NODE] [--prefix CIDR] "
+    "[--state STATES] [--limit N] [--after CIDR] [--all]   (what the running agent did, and "
     "why)";
 
 // The description above carries the real usage (three forms); CLI11's generated line
@@ -170,6 +176,45 @@ void AddOperatorFlags(CLI::App& app, Options& o) {
       ->capture_default_str();
 }
 
+void AddStatusFlags(CLI::App& app, RawFlags& raw) {
+  app.add_option("--node", raw.status_node, "status: only the routes via this node");
+  app.add_option("--prefix", raw.status_prefix, "status: only the routes inside this CIDR");
+  app.add_option("--state", raw.status_state,
+                 "status: only these states, comma-separated: programmed, programming, failing, "
+                 "conflict, pending");
+  app.add_option("--limit", raw.status_limit,
+                 fmt::format("status: routes per page (default {}, at most {})",
+                             kDefaultStatusPageSize, kMaxStatusPageSize));
+  app.add_option("--after", raw.status_after,
+                 "status: start after this prefix (the cursor a page ends with)");
+  app.add_flag("--all", raw.status_all, "status: every page, one request per page");
+}
+
+// The status flags become a StatusQuery through the parser /status itself uses.
+Status ResolveStatusQuery(Options& o, RawFlags& raw) {
+  bool all = raw.status_all;
+  for (auto [name, value] : {std::pair{"node", &raw.status_node},
+                             {"prefix", &raw.status_prefix},
+                             {"state", &raw.status_state},
+                             {"limit", &raw.status_limit},
+                             {"after", &raw.status_after}}) {
+    if (!value->empty()) raw.status_params.emplace_back(name, *value);
+  }
+  if (!o.status_command) {
+    if (all || !raw.status_params.empty())
+      return absl::InvalidArgumentError(
+          "--node, --prefix, --state, --limit, --after and --all "
+          "belong to the status subcommand");
+    return absl::OkStatus();
+  }
+  auto query = ParseStatusQuery(raw.status_params);
+  if (!query.ok())
+    return absl::InvalidArgumentError("status --" + std::string(query.status().message()));
+  o.status_query = *query;
+  o.status_all_pages = all;
+  return absl::OkStatus();
+}
+
 // <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port [user password]]
 Status ApplyPrototypeForm(Options& o, RawFlags& raw) {
   const auto& seed = raw.seed;
@@ -247,6 +292,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   AddEtcdFlags(app, o, raw);
   AddDataplaneFlags(app, o, raw);
   AddOperatorFlags(app, o);
+  AddStatusFlags(app, raw);
   app.add_option("prototype-args", raw.seed,
                  "The prototype's positional form: <watch-prefix> <uplink> <ip> <prefix-len> "
                  "[protocol host port user password]")
@@ -267,6 +313,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
     return absl::InvalidArgumentError(e.what());
   }
 
+  RETURN_IF_ERROR(ResolveStatusQuery(o, raw));
   RETURN_IF_ERROR(ApplyPrototypeForm(o, raw));
   RETURN_IF_ERROR(ResolveDatastore(o, raw));
   RETURN_IF_ERROR(ResolveUplink(o, raw));
