@@ -53,6 +53,10 @@ struct RawFlags {
   std::vector<std::pair<std::string, std::string>> status_params;
   std::string status_node, status_prefix, status_state, status_limit, status_after;
   bool status_all = false;
+  // DataplaneLifecycle's timings (AgentConfig), in the units the flags name.
+  int probe_interval_ms = 1000;
+  int call_timeout_seconds = 60;
+  int reconnect_max_ms = 10000;
 };
 
 constexpr const char* kDescription =
@@ -154,6 +158,19 @@ void AddDataplaneFlags(CLI::App& app, Options& o, RawFlags& raw) {
   app.add_option("--batch-size", o.agent.batch_size, "Route operations per dataplane batch")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--probe-interval-ms", raw.probe_interval_ms,
+                 "How often an idle agent checks that the dataplane connection is alive")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  app.add_option("--dataplane-call-timeout", raw.call_timeout_seconds,
+                 "Seconds after which an unanswered dataplane call counts as a lost connection")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--reconnect-backoff-max-ms", raw.reconnect_max_ms,
+                 "Longest wait between attempts to reconnect to a lost dataplane (from 200 ms, "
+                 "doubling)")
+      ->check(CLI::Range(200, 600000))
+      ->capture_default_str();
   app.add_flag("--dry-run", o.agent.dry_run,
                "Print the routes that would be programmed, then exit; touches no dataplane");
 }
@@ -247,6 +264,9 @@ Status ResolveDatastore(Options& o, const RawFlags& raw) {
                       : raw.peer_source == "nodes" ? PeerMode::kCalicoNodes
                                                    : PeerMode::kBoth;
   o.agent.resync_interval = std::chrono::seconds(raw.resync_seconds);
+  o.agent.probe_interval = std::chrono::milliseconds(raw.probe_interval_ms);
+  o.agent.dataplane_call_timeout = std::chrono::seconds(raw.call_timeout_seconds);
+  o.agent.reconnect_backoff_max = std::chrono::milliseconds(raw.reconnect_max_ms);
   return absl::OkStatus();
 }
 
