@@ -1,6 +1,5 @@
 // vpp-calico-route-agent: flags -> Agent; signals -> Agent::Stop. Routes stay in the dataplane
 // when the agent exits (restart doctrine in docs/design.md).
-#include <httplib.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -17,22 +16,15 @@
 namespace {
 
 int RunStatusCommand(const vcra::agent::Options& options) {
-  auto host_port = vcra::agent::ParseHostPort(options.http_listen);
-  if (!host_port.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(host_port.status().message()).c_str());
-    return 2;
-  }
-  httplib::Client client(host_port->first, host_port->second);
-  client.set_connection_timeout(3, 0);
-  client.set_read_timeout(10, 0);
-  auto res = client.Get("/status?format=text");
-  if (!res) {
-    std::fprintf(stderr, "no agent answers on %s: %s\n", options.http_listen.c_str(),
-                 httplib::to_string(res.error()).c_str());
-    return 1;
-  }
-  std::fputs(res->body.c_str(), stdout);
-  return res->status == 200 ? 0 : 1;
+  vcra::agent::StatusCommand command;
+  command.listen = options.http_listen;
+  command.query = options.status_query;
+  command.all_pages = options.status_all_pages;
+  std::string out, err;
+  int code = vcra::agent::RunStatusCommand(command, out, err);
+  std::fputs(out.c_str(), stdout);
+  std::fputs(err.c_str(), stderr);
+  return code;
 }
 
 }  // namespace

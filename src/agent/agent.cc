@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <limits>
 
 #include "calico/model.h"
 #include "common/log.h"
@@ -162,6 +163,9 @@ Status Agent::Start() {
     watcher_ = std::make_unique<datastore::EtcdWatcher>(config_.etcd, prefixes, std::move(sink));
   }
   watcher_->Start();
+  started_at_ = clock_.Now();
+  if (!config_.dry_run && config_.progress_log_interval.count() > 0)
+    loop_.RunAfter(config_.progress_log_interval, [this] { LogStartProgress(); });
   return absl::OkStatus();
 }
 
@@ -198,6 +202,8 @@ void Agent::OnSnapshot(datastore::Snapshot&& snapshot) {
   FlushDeltas();
   if (!reconciler_.datastore_synced()) {
     reconciler_.OnDatastoreSynced();
+    listed_at_ = clock_.Now();
+    programmed_at_listing_ = reconciler_.programmed_count();
     LOG_INFO("first etcd listing complete in {} ms: {} blocks, {} routes desired, {} pending",
              std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count(),
              calculator_.block_count(), calculator_.desired().size(), calculator_.pending_count());
@@ -382,12 +388,6 @@ void Agent::OnBatchResults(const std::vector<net::RouteOp>& ops,
       RecordError(fmt::format("conflict {}: {}", dst.ToString(), why));
     }
   }
-  if (!first_programming_done_ && reconciler_.datastore_synced() &&
-      now - last_progress_log_ > config_.progress_log_interval) {
-    last_progress_log_ = now;
-    LOG_INFO("initial sync: {}/{} routes programmed", reconciler_.programmed_count(),
-             reconciler_.desired_count());
-  }
 }
 
 void Agent::OnDataplaneConnected(std::vector<net::IpPrefix> uplink_addresses) {
@@ -495,8 +495,59 @@ void Agent::PrintDryRunAndStop() {
   loop_.Stop();
 }
 
+AgentStatus::Progress Agent::StartProgress() const {
+  AgentStatus::Progress p;
+  auto now = clock_.Now();
+  p.phase = first_programming_done_ ? "done" : listed_at_ ? "programming" : "listing";
+  p.blocks = calculator_.block_count();
+  p.routes_desired = reconciler_.desired_count();
+  p.routes_calculated = p.routes_desired + calculator_.pending_count();
+  p.routes_programmed = reconciler_.programmed_count();
+  p.elapsed_seconds = std::chrono::duration<double>(now - started_at_).count();
+  if (listed_at_ && !first_programming_done_) {
+    double programming = std::chrono::duration<double>(now - *listed_at_).count();
+    size_t done = p.routes_programmed - std::min(p.routes_programmed, programmed_at_listing_);
+    if (programming > 0 && done > 0) {
+      p.rate_per_second = static_cast<double>(done) / programming;
+      size_t left = p.routes_desired - std::min(p.routes_desired, p.routes_programmed);
+      p.eta_seconds = static_cast<double>(left) / p.rate_per_second;
+    }
+  }
+  return p;
+}
+
+void Agent::LogStartProgress() {
+  if (first_programming_done_) return;  // the "initial programming complete" line said it all
+  auto progress = StartProgress();
+  LOG_INFO("{}, dataplane {}", AgentStatus::ProgressLine(progress),
+           DataplaneStateName(dataplane_state()));
+  loop_.RunAfter(config_.progress_log_interval, [this] { LogStartProgress(); });
+}
+
 AgentStatus Agent::BuildStatus(bool details) const {
+  if (!details) return BuildSummary();
+  // In-process callers (tests, tools) get every route: no page limit.
+  StatusQuery everything;
+  everything.limit = std::numeric_limits<size_t>::max();
+  return BuildStatusFor(everything);
+}
+
+AgentStatus Agent::BuildStatusFor(const StatusQuery& query) const {
+  AgentStatus s = BuildSummary();
+  if (!query.routes) return s;
+  SelectRoutes(query, calculator_, reconciler_, s);
+  for (const auto& [node, addrs] : calculator_.Peers()) {
+    if (!query.node.empty() && node != query.node) continue;
+    s.peers[node] = {addrs.first ? addrs.first->ToString() : "",
+                     addrs.second ? addrs.second->ToString() : ""};
+  }
+  return s;
+}
+
+AgentStatus Agent::BuildSummary() const {
   AgentStatus s;
+  s.ready = ready_.load();
+  s.progress = StartProgress();
   s.sync_state = std::string(routing::SyncStateName(reconciler_.state()));
   s.etcd_connected = etcd_connected_;
   s.in_sync = reconciler_.state() == routing::SyncState::kInSync;
@@ -522,36 +573,6 @@ AgentStatus Agent::BuildStatus(bool details) const {
       s.op_counts[fmt::format("op=\"{}\",result=\"{}\"", OpTypeName(type), OpResultName(kind))] = n;
     }
   }
-  if (!details) return s;
-  auto failures = reconciler_.Failures();
-  auto conflicts = reconciler_.Conflicts();
-  for (const auto& [dst, route] : reconciler_.desired()) {
-    AgentStatus::RouteInfo info;
-    info.route = route;
-    if (auto intent = calculator_.IntentFor(dst)) {
-      info.node = intent->node;
-      info.block_key = intent->block_key;
-      info.kind = intent->kind == routing::IntentKind::kBlock ? "block" : "borrowed-ip";
-    }
-    auto actual = reconciler_.actual().find(dst);
-    info.programmed = actual != reconciler_.actual().end() && actual->second == route;
-    info.state = info.programmed ? "programmed" : "programming";
-    if (auto f = failures.find(dst); f != failures.end()) {
-      info.error = f->second;
-      info.state = "failing";
-    } else if (auto c = conflicts.find(dst); c != conflicts.end()) {
-      info.error = c->second;
-      info.state = "conflict";
-    }
-    s.routes.push_back(std::move(info));
-  }
-  std::sort(s.routes.begin(), s.routes.end(),
-            [](const auto& a, const auto& b) { return a.route.dst < b.route.dst; });
-  for (const auto& p : calculator_.Pending()) s.pending.push_back({p.dst, p.node, p.block_key});
-  for (const auto& [node, addrs] : calculator_.Peers()) {
-    s.peers[node] = {addrs.first ? addrs.first->ToString() : "",
-                     addrs.second ? addrs.second->ToString() : ""};
-  }
   return s;
 }
 
@@ -564,6 +585,16 @@ std::optional<AgentStatus> Agent::GetStatus(std::chrono::milliseconds timeout, b
   return future.get();
 }
 
+std::optional<AgentStatus> Agent::GetStatus(std::chrono::milliseconds timeout,
+                                            const StatusQuery& query) {
+  if (!running_) return std::nullopt;
+  auto promise = std::make_shared<std::promise<AgentStatus>>();
+  auto future = promise->get_future();
+  loop_.Post([this, promise, query] { promise->set_value(BuildStatusFor(query)); });
+  if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
 std::string Agent::RenderMetrics() {
   return RenderMetricsFor(GetStatus(config_.status_timeout, /*details=*/false));
 }
@@ -571,6 +602,8 @@ std::string Agent::RenderMetrics() {
 std::string Agent::RenderMetricsFor(std::optional<AgentStatus> status) const {
   std::map<std::string, double> gauges;
   std::map<std::string, uint64_t> ops;
+  // What /readyz answers; known without the loop, so it is there even when the loop is stuck.
+  gauges["vcra_ready"] = ready_.load();
   if (status) {
     gauges["vcra_routes_desired"] = static_cast<double>(status->routes_desired);
     gauges["vcra_routes_programmed"] = static_cast<double>(status->routes_programmed);

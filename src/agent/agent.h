@@ -29,6 +29,7 @@
 #include "agent/agent_status.h"
 #include "agent/dataplane_lifecycle.h"
 #include "agent/metrics.h"
+#include "agent/status_query.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -125,6 +126,9 @@ class Agent {
   // health check and metrics scrape at 100k routes.
   std::optional<AgentStatus> GetStatus(std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                        bool details = true);
+  // /status: the counters, the start-up's progress and the query's page of routes
+  // (status_query.h); with query.routes false, no routes at all.
+  std::optional<AgentStatus> GetStatus(std::chrono::milliseconds timeout, const StatusQuery& query);
   std::string RenderMetrics();
   // The exposition for a status taken earlier (without one: counters only).
   std::string RenderMetricsFor(std::optional<AgentStatus> status) const;
@@ -161,6 +165,13 @@ class Agent {
   void StopThreads();
   void PrintDryRunAndStop();
   AgentStatus BuildStatus(bool details) const;
+  // Counters and progress, no lists: what every answer starts from.
+  AgentStatus BuildSummary() const;
+  AgentStatus BuildStatusFor(const StatusQuery& query) const;
+  // The start-up's progress, logged every progress_log_interval until the first programming is
+  // done (a timer, so that a long etcd read or a slow dataplane still shows up in the log).
+  AgentStatus::Progress StartProgress() const;
+  void LogStartProgress();
   void UpdateReady();
 
   AgentConfig config_;
@@ -186,7 +197,9 @@ class Agent {
   bool peer_published_ = false;
   bool publishing_ = false;
   Backoff publish_backoff_;
-  TimePoint last_progress_log_{};
+  TimePoint started_at_{};
+  std::optional<TimePoint> listed_at_;  // the first complete etcd listing
+  size_t programmed_at_listing_ = 0;
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
   // [OpType][OpResultKind in agent.cc]; labelled only when rendered, not on every op.
   std::array<std::array<uint64_t, 4>, 2> op_counts_{};

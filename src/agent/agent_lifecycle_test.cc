@@ -4,8 +4,12 @@
 // (a loss during a batch, a dump or a probe; a listing arriving mid-resync; a result arriving
 // after its connection was lost) happens exactly where the test puts it.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent/agent.h"
 #include "calico/model.h"
@@ -64,6 +68,9 @@ class AgentLifecycleTest : public ::testing::Test {
     c.reconnect_backoff_max = milliseconds(1000);
     c.backoff_jitter = 0;  // exact delays, so the test can assert them
     c.dataplane_call_timeout = seconds(5);
+    // No start-up progress timer: these tests read the lifecycle's own next timer. The
+    // progress test turns it on.
+    c.progress_log_interval = seconds(0);
     return c;
   }
 
@@ -465,6 +472,79 @@ TEST_F(AgentLifecycleTest, RefusedForGoodStopsWithTheReason) {
   EXPECT_EQ(State(), DataplaneState::kFailed);
   EXPECT_TRUE(agent_->loop().stopping());
   EXPECT_TRUE(absl::IsFailedPrecondition(agent_->fatal_status()));
+}
+
+// The start-up's progress: a log line every progress_log_interval while etcd is read and while
+// the routes go in (so a long listing or a slow dataplane shows), with the rate and the time
+// left, the same figures in /status, and silence once the first programming is done.
+TEST_F(AgentLifecycleTest, InitialSyncLogsItsProgressAtASteadyRateUntilDone) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  sink->set_pattern("%v");
+  auto logger = spdlog::default_logger();
+  logger->sinks().push_back(sink);
+  auto old_level = logger->level();
+  logger->set_level(spdlog::level::info);
+  auto progress_lines = [&] {
+    std::vector<std::string> lines;
+    std::istringstream in(log.str());
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with("initial sync:")) lines.push_back(line);
+    return lines;
+  };
+
+  AgentConfig config = Config();
+  config.batch_size = 10;
+  config.progress_log_interval = seconds(2);
+  StartAgent(config, /*use_default=*/false);
+  Settle();  // connected and dumped; etcd has not answered yet
+  EXPECT_EQ(Status().progress.phase, "listing");
+  Advance(seconds(2));
+  ASSERT_EQ(progress_lines().size(), 1u) << log.str();
+  EXPECT_NE(progress_lines()[0].find("listing after 2.0 s: 0 blocks"), std::string::npos)
+      << progress_lines()[0];
+
+  std::vector<datastore::KeyValue> kvs = {PeerKv("host-b", "10.99.0.2")};
+  std::vector<std::string> cidrs;
+  for (int i = 0; i < 30; ++i) cidrs.push_back("10.244." + std::to_string(i) + ".0/26");
+  for (const auto& cidr : cidrs) kvs.push_back(BlockKv(cidr.c_str(), "host-b"));
+  Snapshot(std::move(kvs));
+  RunLoop();
+  ASSERT_EQ(worker_->pending(), 1u) << "the first batch of 10";
+  worker_->RunAll();
+  RunLoop();  // 10 programmed, the second batch goes out and is held
+  ASSERT_EQ(worker_->pending(), 1u);
+  AdvanceHeld(seconds(2));  // 2 s after the listing: 10 routes in 2 s, 20 left
+  auto p = Status().progress;
+  EXPECT_EQ(p.phase, "programming");
+  EXPECT_EQ(p.blocks, 30u);
+  EXPECT_EQ(p.routes_calculated, 30u);
+  EXPECT_EQ(p.routes_desired, 30u);
+  EXPECT_EQ(p.routes_programmed, 10u);
+  EXPECT_DOUBLE_EQ(p.rate_per_second, 5.0);
+  EXPECT_DOUBLE_EQ(p.eta_seconds, 4.0);
+  EXPECT_DOUBLE_EQ(p.elapsed_seconds, 4.0);
+  ASSERT_EQ(progress_lines().size(), 2u) << log.str();
+  EXPECT_NE(progress_lines()[1].find("programming after 4.0 s: 30 blocks, 30 routes calculated, "
+                                     "10/30 programmed, 5 routes/s, about 4 s left"),
+            std::string::npos)
+      << progress_lines()[1];
+  auto json = nlohmann::json::parse(Status().ToJson());
+  EXPECT_EQ(json["progress"]["phase"], "programming");
+  EXPECT_EQ(json["progress"]["etaSeconds"], 4.0);
+  EXPECT_FALSE(json["ready"]);
+
+  Settle();
+  EXPECT_EQ(Programmed().size(), 30u);
+  EXPECT_TRUE(agent_->Ready());
+  EXPECT_EQ(Status().progress.phase, "done");
+  EXPECT_TRUE(Status().ready);
+  Advance(seconds(20));
+  EXPECT_EQ(progress_lines().size(), 2u) << "quiet once the first programming is done";
+  EXPECT_NE(agent_->RenderMetrics().find("vcra_ready 1\n"), std::string::npos);
+
+  logger->set_level(old_level);
+  logger->sinks().pop_back();
 }
 
 }  // namespace

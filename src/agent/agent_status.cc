@@ -8,6 +8,15 @@ namespace vcra::agent {
 
 std::string AgentStatus::ToJson() const {
   nlohmann::json j;
+  j["ready"] = ready;
+  j["progress"] = {{"phase", progress.phase},
+                   {"blocks", progress.blocks},
+                   {"routesCalculated", progress.routes_calculated},
+                   {"routesDesired", progress.routes_desired},
+                   {"routesProgrammed", progress.routes_programmed},
+                   {"elapsedSeconds", progress.elapsed_seconds},
+                   {"ratePerSecond", progress.rate_per_second}};
+  if (progress.eta_seconds >= 0) j["progress"]["etaSeconds"] = progress.eta_seconds;
   j["syncState"] = sync_state;
   j["dataplaneState"] = dataplane_state;
   j["etcdConnected"] = etcd_connected;
@@ -23,6 +32,11 @@ std::string AgentStatus::ToJson() const {
   j["routesPending"] = routes_pending;
   j["routesFailing"] = routes_failing;
   j["routesConflicting"] = routes_conflicting;
+  if (routes_listed) {
+    j["page"] = {{"limit", page.limit}, {"matching", page.matching}, {"returned", page.returned}};
+    // The cursor for the next page (?after=); absent on the last one.
+    if (!page.next_after.empty()) j["page"]["nextAfter"] = page.next_after;
+  }
   j["routes"] = nlohmann::json::array();
   for (const auto& r : routes) {
     nlohmann::json jr = {{"dst", r.route.dst.ToString()},
@@ -50,13 +64,18 @@ std::string AgentStatus::ToJson() const {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string AgentStatus::ToText() const {
-  std::string out = fmt::format(
-      "state {}  etcd {} (revision {})  dataplane {} ({})  datastoreReady {}\n"
-      "{} blocks, {} routes desired, {} programmed, {} pending, {} failing, {} conflicting\n",
-      sync_state, etcd_connected ? "connected" : "DISCONNECTED", etcd_revision,
-      dataplane_connected ? "connected" : "DISCONNECTED", dataplane_state, datastore_ready, blocks,
-      routes_desired, routes_programmed, routes_pending, routes_failing, routes_conflicting);
+std::string AgentStatus::ToText(bool continuation) const {
+  std::string out;
+  if (!continuation) {
+    out = fmt::format(
+        "state {}  etcd {} (revision {})  dataplane {} ({})  datastoreReady {}  {}\n"
+        "{} blocks, {} routes desired, {} programmed, {} pending, {} failing, {} conflicting\n",
+        sync_state, etcd_connected ? "connected" : "DISCONNECTED", etcd_revision,
+        dataplane_connected ? "connected" : "DISCONNECTED", dataplane_state, datastore_ready,
+        ready ? "ready" : "NOT READY", blocks, routes_desired, routes_programmed, routes_pending,
+        routes_failing, routes_conflicting);
+    if (progress.phase != "done") out += ProgressLine(progress) + "\n";
+  }
   for (const auto& r : routes) {
     out += fmt::format("  {:<22} via {:<16} {:<11} of {} ({}){}{}\n", r.route.dst.ToString(),
                        r.route.gateway.ToString(), r.kind, r.node, r.block_key,
@@ -69,7 +88,22 @@ std::string AgentStatus::ToText() const {
     out += fmt::format("  {:<22} pending: no address for {} yet ({})\n", p.dst.ToString(), p.node,
                        p.block_key);
   }
+  if (routes_listed) {
+    out += fmt::format("{} of {} matching entries shown", page.returned, page.matching);
+    if (!page.next_after.empty()) out += fmt::format("; next page: --after {}", page.next_after);
+    out += "\n";
+  }
+  if (continuation) return out;
   for (const auto& e : last_errors) out += "  recent error: " + e + "\n";
+  return out;
+}
+
+std::string AgentStatus::ProgressLine(const Progress& p) {
+  std::string out = fmt::format(
+      "initial sync: {} after {:.1f} s: {} blocks, {} routes calculated, {}/{} programmed", p.phase,
+      p.elapsed_seconds, p.blocks, p.routes_calculated, p.routes_programmed, p.routes_desired);
+  if (p.rate_per_second > 0) out += fmt::format(", {:.0f} routes/s", p.rate_per_second);
+  if (p.eta_seconds >= 0) out += fmt::format(", about {:.0f} s left", p.eta_seconds);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <charconv>
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 
@@ -116,18 +117,66 @@ void HttpServer::AddProbeAndMetricsHandlers() {
 
 void HttpServer::AddStatusHandler() {
   server_->Get("/status", [this](const httplib::Request& req, httplib::Response& res) {
-    auto s = agent_.GetStatus(std::chrono::seconds(5));
+    // The parameters are someone else's text: parsed and bounded before the loop sees them.
+    std::vector<std::pair<std::string, std::string>> params(req.params.begin(), req.params.end());
+    auto query = ParseStatusQuery(params);
+    if (!query.ok()) {
+      res.status = 400;
+      nlohmann::json error = {{"error", std::string(query.status().message())}};
+      res.set_content(error.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                      "application/json");
+      return;
+    }
+    auto s = agent_.GetStatus(std::chrono::seconds(5), *query);
     if (!s) {
       res.status = 503;
       res.set_content("{\"error\":\"agent loop not responding\"}\n", "application/json");
       return;
     }
-    if (req.has_param("format") && req.get_param_value("format") == "text") {
-      res.set_content(s->ToText(), "text/plain");
+    // The cursor also as a header, so that a client following pages need not parse the body.
+    if (!s->page.next_after.empty()) res.set_header("X-Vcra-Next-After", s->page.next_after);
+    if (query->text) {
+      res.set_content(s->ToText(/*continuation=*/query->after.has_value()), "text/plain");
     } else {
       res.set_content(s->ToJson() + "\n", "application/json");
     }
   });
+}
+
+int RunStatusCommand(const StatusCommand& command, std::string& out, std::string& err) {
+  auto host_port = ParseHostPort(command.listen);
+  if (!host_port.ok()) {
+    err += std::string(host_port.status().message()) + "\n";
+    return 2;
+  }
+  httplib::Client client(host_port->first, host_port->second);
+  client.set_connection_timeout(3, 0);
+  client.set_read_timeout(10, 0);
+  StatusQuery query = command.query;
+  // --all: one request per page, each after the last prefix of the one before. Bounded: a
+  // cursor that does not move, or more pages than the largest table could fill, ends it.
+  const size_t max_pages = command.all_pages ? 1 + 10'000'000 / query.limit : 1;
+  for (size_t page = 0; page < max_pages; ++page) {
+    std::string path = "/status?format=text";
+    if (auto params = query.ToQueryString(); !params.empty()) path += "&" + params;
+    auto res = client.Get(path);
+    if (!res) {
+      err += fmt::format("no agent answers on {}: {}\n", command.listen,
+                         httplib::to_string(res.error()));
+      return 1;
+    }
+    out += res->body;
+    if (res->status != 200) return 1;
+    std::string next = res->get_header_value("X-Vcra-Next-After");
+    if (next.empty()) return 0;
+    auto cursor = net::IpPrefix::Parse(next, /*strict=*/true);
+    if (!cursor || (query.after && !(*query.after < *cursor))) {
+      err += "the agent's page cursor does not advance: " + next.substr(0, 64) + "\n";
+      return 1;
+    }
+    query.after = cursor;
+  }
+  return 0;
 }
 
 void HttpServer::Stop() {

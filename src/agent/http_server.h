@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/status_query.h"
 #include "common/status.h"
 
 namespace httplib {
@@ -38,6 +39,16 @@ class HttpServer {
   std::thread thread_;
   int port_ = 0;
 };
+
+// The status subcommand: asks the agent listening on `listen` for the query's page (or, with
+// all_pages, every page in turn) as text. Appends the answer to `out` and what went wrong to
+// `err`; returns the exit code (0 ok, 1 no or a failed answer, 2 a bad address).
+struct StatusCommand {
+  std::string listen = "127.0.0.1:9743";
+  StatusQuery query;
+  bool all_pages = false;
+};
+int RunStatusCommand(const StatusCommand& command, std::string& out, std::string& err);
 
 // Splits "host:port" / "[v6]:port". Errors on anything else.
 StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& listen);

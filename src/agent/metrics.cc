@@ -28,6 +28,9 @@ const SampleDescription& Describe(const std::string& name) {
       {"vcra_etcd_connected", {"1 while the etcd watch is established."}},
       {"vcra_dataplane_connected", {"1 while the dataplane connection is up."}},
       {"vcra_in_sync", {"1 when the dataplane matches the desired state."}},
+      {"vcra_ready",
+       {"1 when /readyz answers ready: etcd listed and connected, dataplane connected, first "
+        "programming done."}},
       {"vcra_etcd_revision", {"etcd revision of the last change applied."}},
       {"vcra_drift_repaired",
        {"Differences found by dataplane dumps (routes changed behind the agent's back) and "

@@ -1,5 +1,6 @@
 #include "agent/options.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,14 @@ struct RawFlags {
   int resync_seconds = 90;
   std::vector<std::string> seed;
   CLI::Option* dataplane_option = nullptr;
+  // The status subcommand's filters, as /status parameters (validated the same way).
+  std::vector<std::pair<std::string, std::string>> status_params;
+  std::string status_node, status_prefix, status_state, status_limit, status_after;
+  bool status_all = false;
+  // DataplaneLifecycle's timings (AgentConfig), in the units the flags name.
+  int probe_interval_ms = 1000;
+  int call_timeout_seconds = 60;
+  int reconnect_max_ms = 10000;
 };
 
 constexpr const char* kDescription =
@@ -57,7 +66,8 @@ constexpr const char* kDescription =
     "  vpp-calico-route-agent [run] [options]\n"
     "  vpp-calico-route-agent [options] <watch-prefix> <uplink> <ip> <prefix-len> "
     "[protocol host port user password]   (the 2016 prototype's form)\n"
-    "  vpp-calico-route-agent status [--http-listen ADDR]   (what the running agent did, and "
+    "  vpp-calico-route-agent status [--http-listen ADDR] [--node NODE] [--prefix CIDR] "
+    "[--state STATES] [--limit N] [--after CIDR] [--all]   (what the running agent did, and "
     "why)";
 
 // The description above carries the real usage (three forms); CLI11's generated line
@@ -148,6 +158,19 @@ void AddDataplaneFlags(CLI::App& app, Options& o, RawFlags& raw) {
   app.add_option("--batch-size", o.agent.batch_size, "Route operations per dataplane batch")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--probe-interval-ms", raw.probe_interval_ms,
+                 "How often an idle agent checks that the dataplane connection is alive")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  app.add_option("--dataplane-call-timeout", raw.call_timeout_seconds,
+                 "Seconds after which an unanswered dataplane call counts as a lost connection")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--reconnect-backoff-max-ms", raw.reconnect_max_ms,
+                 "Longest wait between attempts to reconnect to a lost dataplane (from 200 ms, "
+                 "doubling)")
+      ->check(CLI::Range(200, 600000))
+      ->capture_default_str();
   app.add_flag("--dry-run", o.agent.dry_run,
                "Print the routes that would be programmed, then exit; touches no dataplane");
 }
@@ -168,6 +191,45 @@ void AddOperatorFlags(CLI::App& app, Options& o) {
       ->envname("VCRA_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+}
+
+void AddStatusFlags(CLI::App& app, RawFlags& raw) {
+  app.add_option("--node", raw.status_node, "status: only the routes via this node");
+  app.add_option("--prefix", raw.status_prefix, "status: only the routes inside this CIDR");
+  app.add_option("--state", raw.status_state,
+                 "status: only these states, comma-separated: programmed, programming, failing, "
+                 "conflict, pending");
+  app.add_option("--limit", raw.status_limit,
+                 fmt::format("status: routes per page (default {}, at most {})",
+                             kDefaultStatusPageSize, kMaxStatusPageSize));
+  app.add_option("--after", raw.status_after,
+                 "status: start after this prefix (the cursor a page ends with)");
+  app.add_flag("--all", raw.status_all, "status: every page, one request per page");
+}
+
+// The status flags become a StatusQuery through the parser /status itself uses.
+Status ResolveStatusQuery(Options& o, RawFlags& raw) {
+  bool all = raw.status_all;
+  for (auto [name, value] : {std::pair{"node", &raw.status_node},
+                             {"prefix", &raw.status_prefix},
+                             {"state", &raw.status_state},
+                             {"limit", &raw.status_limit},
+                             {"after", &raw.status_after}}) {
+    if (!value->empty()) raw.status_params.emplace_back(name, *value);
+  }
+  if (!o.status_command) {
+    if (all || !raw.status_params.empty())
+      return absl::InvalidArgumentError(
+          "--node, --prefix, --state, --limit, --after and --all "
+          "belong to the status subcommand");
+    return absl::OkStatus();
+  }
+  auto query = ParseStatusQuery(raw.status_params);
+  if (!query.ok())
+    return absl::InvalidArgumentError("status --" + std::string(query.status().message()));
+  o.status_query = *query;
+  o.status_all_pages = all;
+  return absl::OkStatus();
 }
 
 // <watch-prefix> <uplink> <ip> <prefix-len> [protocol host port [user password]]
@@ -202,6 +264,9 @@ Status ResolveDatastore(Options& o, const RawFlags& raw) {
                       : raw.peer_source == "nodes" ? PeerMode::kCalicoNodes
                                                    : PeerMode::kBoth;
   o.agent.resync_interval = std::chrono::seconds(raw.resync_seconds);
+  o.agent.probe_interval = std::chrono::milliseconds(raw.probe_interval_ms);
+  o.agent.dataplane_call_timeout = std::chrono::seconds(raw.call_timeout_seconds);
+  o.agent.reconnect_backoff_max = std::chrono::milliseconds(raw.reconnect_max_ms);
   return absl::OkStatus();
 }
 
@@ -247,6 +312,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
   AddEtcdFlags(app, o, raw);
   AddDataplaneFlags(app, o, raw);
   AddOperatorFlags(app, o);
+  AddStatusFlags(app, raw);
   app.add_option("prototype-args", raw.seed,
                  "The prototype's positional form: <watch-prefix> <uplink> <ip> <prefix-len> "
                  "[protocol host port user password]")
@@ -267,6 +333,7 @@ StatusOr<Options> ParseOptions(int argc, const char* const* argv, std::string* h
     return absl::InvalidArgumentError(e.what());
   }
 
+  RETURN_IF_ERROR(ResolveStatusQuery(o, raw));
   RETURN_IF_ERROR(ApplyPrototypeForm(o, raw));
   RETURN_IF_ERROR(ResolveDatastore(o, raw));
   RETURN_IF_ERROR(ResolveUplink(o, raw));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/status_query.h"
 #include "common/status.h"
 
 namespace vcra::agent {
@@ -22,6 +23,9 @@ struct Options {
   std::string log_format = "text";
   std::string log_level = "info";
   bool status_command = false;
+  // The status subcommand's filters (--node, --prefix, --state, --limit, --after) and --all.
+  StatusQuery status_query;
+  bool status_all_pages = false;
   bool help_shown = false;  // --help/--version printed; exit 0
 };
 

@@ -116,5 +116,51 @@ TEST(OptionsTest, MetricsListenerIsOffByDefaultAndChecked) {
   EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--http-listen", "nonsense"}).ok());
 }
 
+TEST(OptionsTest, StatusSubcommandFiltersAreCheckedLikeTheEndpointChecksThem) {
+  auto o = Parse({"status", "--node", "host-7", "--prefix", "10.244.0.0/16", "--state",
+                  "pending,failing", "--limit", "50", "--after", "10.244.3.0/26", "--all"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->status_command);
+  EXPECT_TRUE(o->status_all_pages);
+  EXPECT_EQ(o->status_query.node, "host-7");
+  EXPECT_EQ(o->status_query.within->ToString(), "10.244.0.0/16");
+  EXPECT_EQ(o->status_query.states, kStatePending | kStateFailing);
+  EXPECT_EQ(o->status_query.limit, 50u);
+  EXPECT_EQ(o->status_query.after->ToString(), "10.244.3.0/26");
+  auto plain = Parse({"status"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->status_query.limit, kDefaultStatusPageSize);
+  EXPECT_FALSE(plain->status_all_pages);
+  for (std::vector<const char*> bad : {std::vector<const char*>{"status", "--limit", "0"},
+                                       {"status", "--limit", "many"},
+                                       {"status", "--state", "lost"},
+                                       {"status", "--prefix", "10.244.0.1/16"},
+                                       {"status", "--node", "Not A Node"}}) {
+    auto refused = Parse(bad);
+    EXPECT_FALSE(refused.ok()) << bad[1] << " " << bad[2];
+  }
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--node", "host-7"}).ok())
+      << "a status filter without the status subcommand";
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--all"}).ok());
+}
+
+TEST(OptionsTest, DataplaneLifecycleTimings) {
+  auto o = Parse({"--nodename", "a", "--dry-run"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.probe_interval, std::chrono::milliseconds(1000));
+  EXPECT_EQ(o->agent.dataplane_call_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(o->agent.reconnect_backoff_max, std::chrono::milliseconds(10000));
+  o = Parse({"--nodename", "a", "--dry-run", "--probe-interval-ms", "250",
+             "--dataplane-call-timeout", "5", "--reconnect-backoff-max-ms", "30000"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.probe_interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(o->agent.dataplane_call_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(o->agent.reconnect_backoff_max, std::chrono::milliseconds(30000));
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--probe-interval-ms", "0"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--dataplane-call-timeout", "-1"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--reconnect-backoff-max-ms", "100"}).ok())
+      << "below the initial 200 ms";
+}
+
 }  // namespace
 }  // namespace vcra::agent
