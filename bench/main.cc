@@ -116,7 +116,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Settings& s) {
   app.add_option("--update-rate", s.update_rate, "At most this many updates per second")
       ->check(CLI::Range(0.1, 100000.0))
       ->capture_default_str();
-  app.add_option("--writers", s.writers, "Concurrent etcd writers (setup, and the open-loop stream)")
+  app.add_option("--writers", s.writers,
+                 "Concurrent etcd writers (setup, and the open-loop stream)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--timeout", s.timeout_s, "Overall limit in seconds")
