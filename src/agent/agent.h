@@ -19,8 +19,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -133,7 +135,8 @@ class Agent {
 
  private:
   // (loop) handlers
-  void OnSnapshot(datastore::Snapshot&& snapshot);
+  // One page of a listing: decoded into the calculator at once, never kept (see KvCache).
+  void OnListingPage(datastore::ListingPage&& page);
   void OnChanges(std::vector<datastore::Change>&& changes);
   void OnEtcdConnection(bool connected, const std::string& reason);
   void HandleChange(const datastore::Change& change);
@@ -188,6 +191,17 @@ class Agent {
   Backoff publish_backoff_;
   TimePoint last_progress_log_{};
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
+  TimePoint listing_started_{};
+  size_t listing_keys_ = 0;
+  size_t listing_applied_ = 0;
+
+  // Listing pages posted to the loop and not yet decoded; the watcher's thread waits while
+  // there are kMaxListingPagesQueued (each wait bounded: kListingWaitRounds x 50 ms).
+  static constexpr int kMaxListingPagesQueued = 1;
+  static constexpr int kListingWaitRounds = 1200;
+  std::mutex listing_mu_;
+  std::condition_variable listing_cv_;
+  int listing_pages_queued_ = 0;  // guarded by listing_mu_
   // [OpType][OpResultKind in agent.cc]; labelled only when rendered, not on every op.
   std::array<std::array<uint64_t, 4>, 2> op_counts_{};
   std::vector<std::string> last_errors_;
