@@ -157,7 +157,11 @@ Status Agent::Start() {
 
   datastore::WatchSink sink;
   sink.on_listing_page = [this](datastore::ListingPage&& page) {
-    // Hold the watcher back while the loop has a page still to decode: a listing is then in
+    // Blocks are decoded here, on the watcher's thread, while the loop applies the previous
+    // page: the two cores share the work, and a queued page holds decoded blocks (a few hundred
+    // bytes each) instead of their JSON. DecodeBlock is pure; block_prefix is fixed by now.
+    DecodedPage decoded = DecodePage(std::move(page));
+    // Hold the watcher back while the loop has a page still to apply: a listing is then in
     // memory a page or two at a time, however fast etcd sends it. Only while the loop runs
     // (a test driving the loop itself runs it after the page is posted), and bounded.
     {
@@ -169,8 +173,8 @@ Status Agent::Start() {
       }
       ++listing_pages_queued_;
     }
-    loop_.Post([this, page = std::move(page)]() mutable {
-      OnListingPage(std::move(page));
+    loop_.Post([this, decoded = std::move(decoded)]() mutable {
+      OnListingPage(std::move(decoded));
       std::lock_guard lock(listing_mu_);
       --listing_pages_queued_;
       listing_cv_.notify_all();
@@ -212,7 +216,28 @@ void Agent::OnEtcdConnection(bool connected, const std::string& reason) {
   UpdateReady();
 }
 
-void Agent::OnListingPage(datastore::ListingPage&& page) {
+Agent::DecodedPage Agent::DecodePage(datastore::ListingPage&& page) const {
+  DecodedPage out;
+  out.revision = page.revision;
+  out.first = page.first;
+  out.last = page.last;
+  out.entries.reserve(page.kvs.size());
+  for (auto& kv : page.kvs) {
+    DecodedEntry entry;
+    entry.mod_revision = kv.mod_revision;
+    if (StartsWith(kv.key, config_.block_prefix)) {
+      entry.block = calico::DecodeBlock(kv.key, kv.value);
+    } else {
+      entry.value = std::move(kv.value);  // peers, nodes, pools: few, decoded on the loop
+    }
+    entry.key = std::move(kv.key);
+    std::string().swap(kv.value);  // the JSON is not needed any more
+    out.entries.push_back(std::move(entry));
+  }
+  return out;
+}
+
+void Agent::OnListingPage(DecodedPage&& page) {
   if (page.first) {
     // A listing that broke midway is abandoned here: the cache deletes nothing for it.
     listing_started_ = clock_.Now();
@@ -222,16 +247,24 @@ void Agent::OnListingPage(datastore::ListingPage&& page) {
     etcd_connected_ = true;
   }
   if (!kv_cache_.listing_open()) return;  // a page without its first one: nothing to diff it to
-  listing_keys_ += page.kvs.size();
-  for (auto& kv : page.kvs) {
-    if (!kv_cache_.ListedKey(kv.key, kv.mod_revision)) continue;
-    // The page is ours: its key and value move into the change and are dropped after it.
-    datastore::Change change{datastore::Change::Type::kPut, std::move(kv.key), std::move(kv.value),
-                             kv.mod_revision};
-    HandleChange(change);
+  listing_keys_ += page.entries.size();
+  for (auto& entry : page.entries) {
+    if (!kv_cache_.ListedKey(entry.key, entry.mod_revision)) continue;
     ++listing_applied_;
+    if (entry.block) {
+      if (!entry.block->ok()) {
+        RejectInput(entry.key, entry.block->status());
+      } else {
+        calculator_.OnBlockUpdate(**entry.block);
+      }
+      continue;
+    }
+    // The page is ours: its key and value move into the change and are dropped after it.
+    datastore::Change change{datastore::Change::Type::kPut, std::move(entry.key),
+                             std::move(entry.value), entry.mod_revision};
+    HandleChange(change);
   }
-  page.kvs = {};  // the values are decoded: release them before the routes go out
+  page.entries = {};  // release the page before the routes go out
   FlushDeltas();
   if (!page.last) {
     // Routes known so far may go out while the rest of the listing arrives (the reconciler

@@ -31,6 +31,7 @@
 #include "agent/agent_status.h"
 #include "agent/dataplane_lifecycle.h"
 #include "agent/metrics.h"
+#include "calico/model.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -135,8 +136,22 @@ class Agent {
 
  private:
   // (loop) handlers
-  // One page of a listing: decoded into the calculator at once, never kept (see KvCache).
-  void OnListingPage(datastore::ListingPage&& page);
+  // A listing page with its blocks decoded (DecodePage runs on the watcher's thread).
+  struct DecodedEntry {
+    std::string key;
+    int64_t mod_revision = 0;
+    std::optional<StatusOr<calico::IpamBlock>> block;  // set for keys under block_prefix
+    std::string value;                                 // the raw value of any other key
+  };
+  struct DecodedPage {
+    std::vector<DecodedEntry> entries;
+    int64_t revision = 0;
+    bool first = false;
+    bool last = false;
+  };
+  DecodedPage DecodePage(datastore::ListingPage&& page) const;
+  // One page of a listing: applied to the calculator at once, never kept (see KvCache).
+  void OnListingPage(DecodedPage&& page);
   void OnChanges(std::vector<datastore::Change>&& changes);
   void OnEtcdConnection(bool connected, const std::string& reason);
   void HandleChange(const datastore::Change& change);

@@ -367,6 +367,19 @@ TEST_F(AgentLifecycleTest, AListingInPagesProgramsAsItArrivesAndDeletesOnlyOnceC
   EXPECT_EQ(agent_->metrics().etcd_snapshots.load(), 2u);
 }
 
+TEST_F(AgentLifecycleTest, AMalformedBlockInAListingIsCountedAndTheRestIsProgrammed) {
+  StartAgent();
+  // Blocks are decoded before the loop sees the page; a bad one must still be refused there.
+  Snapshot({Kv(calico::BlockKey(P("10.244.9.0/26")), "{not json"),
+            BlockKv("10.244.2.0/26", "host-b"), PeerKv("host-b", "10.99.0.2")});
+  Settle();
+  EXPECT_EQ(agent_->metrics().parse_errors.load(), 1u);
+  EXPECT_EQ(
+      Programmed(),
+      (std::map<net::IpPrefix, net::Route>{{P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(Status().blocks, 1u);
+}
+
 TEST_F(AgentLifecycleTest, AListingThatBreaksMidwayRemovesNothing) {
   StartAgent();
   // The very first listing breaks after its first page: no route may be removed, and the
