@@ -4,7 +4,8 @@
 // DataplaneLifecycle's job, one explicit state machine; the agent only feeds it and reports.
 //
 // Data flow (docs/design.md has the picture):
-//   EtcdWatcher thread --Post--> loop: KvCache diff -> decode -> RouteCalculator -> deltas
+//   EtcdWatcher thread (listing pages: blocks decoded there) --Post--> loop: KvCache diff ->
+//   decode (changes) -> RouteCalculator -> deltas
 //   -> RouteReconciler -> DataplaneLifecycle: NextBatch --Post--> dataplane worker:
 //   Dataplane::Apply --Post--> loop: OnResults -> next batch.
 //
