@@ -9,7 +9,7 @@
 // every prefix at one revision R (paginated, never one huge response), hands the listing to the
 // sink page by page as it arrives (never holding it whole), then watches all prefixes from R+1 with
 // prev_kv. When the watch breaks it reconnects with backoff and resumes from the last seen revision
-// + 1; when that revision was compacted it lists again and hands the sink a new snapshot (the sink
+// + 1; when that revision was compacted it lists again and hands the sink a new listing (the sink
 // diffs it, see KvCache).
 #pragma once
 
@@ -145,7 +145,7 @@ class EtcdWatcher final : public Watcher {
   void Stop() override;
 
   // Test hook, call before Start(): skip the initial listing and watch from `revision` as if a
-  // snapshot at revision - 1 had been delivered (used to watch from a compacted revision).
+  // listing at revision - 1 had been delivered (used to watch from a compacted revision).
   void SetStartRevisionForTest(int64_t revision);
 
  private:
