@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <future>
@@ -89,6 +90,10 @@ const LifecycleStats* Agent::lifecycle_stats() const {
 }
 
 Status Agent::Run() {
+  // glibc gives each thread that allocates its own arena (gRPC runs several); their free pages
+  // stay in the process. Two arenas keep the footprint close to what is in use, and the
+  // agent's threads barely contend for malloc.
+  mallopt(M_ARENA_MAX, 2);
   RETURN_IF_ERROR(Start());
   running_ = true;
   loop_.Run();
@@ -102,11 +107,15 @@ Status Agent::Run() {
 Status Agent::Start() {
   if (watcher_) return absl::FailedPreconditionError("the agent was started already");
   ASSIGN_OR_RETURN(config_.block_prefix, calico::NormalizeBlockPrefix(config_.block_prefix));
-  std::vector<std::string> prefixes = {config_.block_prefix};
+  // Listed in this order: the few keys that every block's routes depend on (peer addresses,
+  // pools, datastoreReady) first, so that each page of blocks yields final routes that the
+  // dataplane can program while the rest of the listing is still arriving.
+  std::vector<std::string> prefixes;
   if (config_.peer_mode != PeerMode::kCalicoNodes) prefixes.emplace_back(calico::kPeerPrefix);
   if (config_.peer_mode != PeerMode::kPeerKeys) prefixes.emplace_back(calico::kNodePrefix);
   if (config_.watch_pools) prefixes.emplace_back(calico::kPoolPrefix);
   if (config_.watch_cluster_information) prefixes.emplace_back(calico::kClusterInformationKey);
+  prefixes.push_back(config_.block_prefix);
 
   if (!config_.dry_run) {
     if (!dataplane_) return absl::InvalidArgumentError("no dataplane");
@@ -148,8 +157,29 @@ Status Agent::Start() {
            fmt::join(config_.etcd.endpoints, ","), fmt::join(prefixes, " "));
 
   datastore::WatchSink sink;
-  sink.on_snapshot = [this](datastore::Snapshot&& s) {
-    loop_.Post([this, s = std::move(s)]() mutable { OnSnapshot(std::move(s)); });
+  sink.on_listing_page = [this](datastore::ListingPage&& page) {
+    // Blocks are decoded here, on the watcher's thread, while the loop applies the previous
+    // page: the two cores share the work, and a queued page holds decoded blocks (a few hundred
+    // bytes each) instead of their JSON. DecodeBlock is pure; block_prefix is fixed by now.
+    DecodedPage decoded = DecodePage(std::move(page));
+    // Hold the watcher back while the loop has a page still to apply: a listing is then in
+    // memory a page or two at a time, however fast etcd sends it. Only while the loop runs
+    // (a test driving the loop itself runs it after the page is posted), and bounded.
+    {
+      std::unique_lock lock(listing_mu_);
+      for (int i = 0;
+           i < kListingWaitRounds && running_ && listing_pages_queued_ >= kMaxListingPagesQueued;
+           ++i) {
+        listing_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      }
+      ++listing_pages_queued_;
+    }
+    loop_.Post([this, decoded = std::move(decoded)]() mutable {
+      OnListingPage(std::move(decoded));
+      std::lock_guard lock(listing_mu_);
+      --listing_pages_queued_;
+      listing_cv_.notify_all();
+    });
   };
   sink.on_changes = [this](std::vector<datastore::Change>&& c) {
     loop_.Post([this, c = std::move(c)]() mutable { OnChanges(std::move(c)); });
@@ -190,27 +220,85 @@ void Agent::OnEtcdConnection(bool connected, const std::string& reason) {
   UpdateReady();
 }
 
-void Agent::OnSnapshot(datastore::Snapshot&& snapshot) {
-  auto started = clock_.Now();
+Agent::DecodedPage Agent::DecodePage(datastore::ListingPage&& page) const {
+  DecodedPage out;
+  out.revision = page.revision;
+  out.first = page.first;
+  out.last = page.last;
+  out.entries.reserve(page.kvs.size());
+  for (auto& kv : page.kvs) {
+    DecodedEntry entry;
+    entry.mod_revision = kv.mod_revision;
+    if (StartsWith(kv.key, config_.block_prefix)) {
+      entry.block = calico::DecodeBlock(kv.key, kv.value);
+    } else {
+      entry.value = std::move(kv.value);  // peers, nodes, pools: few, decoded on the loop
+    }
+    entry.key = std::move(kv.key);
+    std::string().swap(kv.value);  // the JSON is not needed any more
+    out.entries.push_back(std::move(entry));
+  }
+  return out;
+}
+
+void Agent::OnListingPage(DecodedPage&& page) {
+  if (page.first) {
+    // A listing that broke midway is abandoned here: the cache deletes nothing for it.
+    listing_started_ = clock_.Now();
+    listing_keys_ = 0;
+    listing_applied_ = 0;
+    kv_cache_.BeginListing(page.revision);
+    etcd_connected_ = true;
+  }
+  if (!kv_cache_.listing_open()) return;  // a page without its first one: nothing to diff it to
+  listing_keys_ += page.entries.size();
+  for (auto& entry : page.entries) {
+    if (!kv_cache_.ListedKey(entry.key, entry.mod_revision)) continue;
+    ++listing_applied_;
+    if (entry.block) {
+      if (!entry.block->ok()) {
+        RejectInput(entry.key, entry.block->status());
+      } else {
+        calculator_.OnBlockUpdate(**entry.block);
+      }
+      continue;
+    }
+    // The page is ours: its key and value move into the change and are dropped after it.
+    datastore::Change change{datastore::Change::Type::kPut, std::move(entry.key),
+                             std::move(entry.value), entry.mod_revision};
+    HandleChange(change);
+  }
+  page.entries = {};  // release the page before the routes go out
+  FlushDeltas();
+  if (!page.last) {
+    // Routes known so far may go out while the rest of the listing arrives (the reconciler
+    // deletes nothing before the listing is complete).
+    Kick();
+    return;
+  }
+
   ++metrics_.etcd_snapshots;
-  etcd_connected_ = true;
-  auto changes = kv_cache_.ApplySnapshot(snapshot);
-  LOG_INFO("etcd listing at revision {}: {} keys, {} differences to apply", snapshot.revision,
-           snapshot.kvs.size(), changes.size());
-  for (const auto& change : changes) HandleChange(change);
-  metrics_.etcd_events += changes.size();
+  auto deletes = kv_cache_.EndListing();
+  for (const auto& change : deletes) HandleChange(change);
+  LOG_INFO("etcd listing at revision {}: {} keys, {} differences applied", page.revision,
+           listing_keys_, listing_applied_ + deletes.size());
+  metrics_.etcd_events += listing_applied_ + deletes.size();
   FlushDeltas();
   if (!reconciler_.datastore_synced()) {
     reconciler_.OnDatastoreSynced();
     listed_at_ = clock_.Now();
     programmed_at_listing_ = reconciler_.programmed_count();
     LOG_INFO("first etcd listing complete in {} ms: {} blocks, {} routes desired, {} pending",
-             std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - listing_started_)
+                 .count(),
              calculator_.block_count(), calculator_.desired().size(), calculator_.pending_count());
     if (config_.dry_run) {
       PrintDryRunAndStop();
       return;
     }
+    // The listing's transient memory (pages, gRPC buffers on other threads' arenas) is free
+    // now; hand it back to the system rather than keep it as the process's high-water mark.
+    malloc_trim(0);
   }
   Kick();
   UpdateReady();
@@ -230,12 +318,13 @@ void Agent::HandleChange(const datastore::Change& change) {
   const std::string& key = change.key;
   if (StartsWith(key, config_.block_prefix)) {
     if (change.type == datastore::Change::Type::kDelete) {
-      calculator_.OnBlockDelete(key);
+      // A key that names no block can never have been stored (its put was refused).
+      if (auto cidr = calico::ParseBlockKey(key); cidr.ok()) calculator_.OnBlockDelete(*cidr);
       return;
     }
     auto block = calico::DecodeBlock(key, change.value);
     if (!block.ok()) return RejectInput(key, block.status());
-    calculator_.OnBlockUpdate(key, *block);
+    calculator_.OnBlockUpdate(*block);
   } else if (StartsWith(key, calico::kPeerPrefix)) {
     HandlePeerKey(change);
   } else if (StartsWith(key, calico::kNodePrefix)) {

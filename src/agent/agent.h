@@ -4,7 +4,8 @@
 // DataplaneLifecycle's job, one explicit state machine; the agent only feeds it and reports.
 //
 // Data flow (docs/design.md has the picture):
-//   EtcdWatcher thread --Post--> loop: KvCache diff -> decode -> RouteCalculator -> deltas
+//   EtcdWatcher thread (listing pages: blocks decoded there) --Post--> loop: KvCache diff ->
+//   decode (changes) -> RouteCalculator -> deltas
 //   -> RouteReconciler -> DataplaneLifecycle: NextBatch --Post--> dataplane worker:
 //   Dataplane::Apply --Post--> loop: OnResults -> next batch.
 //
@@ -19,8 +20,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -30,6 +33,7 @@
 #include "agent/dataplane_lifecycle.h"
 #include "agent/metrics.h"
 #include "agent/status_query.h"
+#include "calico/model.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -137,7 +141,22 @@ class Agent {
 
  private:
   // (loop) handlers
-  void OnSnapshot(datastore::Snapshot&& snapshot);
+  // A listing page with its blocks decoded (DecodePage runs on the watcher's thread).
+  struct DecodedEntry {
+    std::string key;
+    int64_t mod_revision = 0;
+    std::optional<StatusOr<calico::IpamBlock>> block;  // set for keys under block_prefix
+    std::string value;                                 // the raw value of any other key
+  };
+  struct DecodedPage {
+    std::vector<DecodedEntry> entries;
+    int64_t revision = 0;
+    bool first = false;
+    bool last = false;
+  };
+  DecodedPage DecodePage(datastore::ListingPage&& page) const;
+  // One page of a listing: applied to the calculator at once, never kept (see KvCache).
+  void OnListingPage(DecodedPage&& page);
   void OnChanges(std::vector<datastore::Change>&& changes);
   void OnEtcdConnection(bool connected, const std::string& reason);
   void HandleChange(const datastore::Change& change);
@@ -201,6 +220,17 @@ class Agent {
   std::optional<TimePoint> listed_at_;  // the first complete etcd listing
   size_t programmed_at_listing_ = 0;
   std::unordered_map<net::IpPrefix, TimePoint> change_seen_at_;
+  TimePoint listing_started_{};
+  size_t listing_keys_ = 0;
+  size_t listing_applied_ = 0;
+
+  // Listing pages posted to the loop and not yet decoded; the watcher's thread waits while
+  // there are kMaxListingPagesQueued (each wait bounded: kListingWaitRounds x 50 ms).
+  static constexpr int kMaxListingPagesQueued = 1;
+  static constexpr int kListingWaitRounds = 1200;
+  std::mutex listing_mu_;
+  std::condition_variable listing_cv_;
+  int listing_pages_queued_ = 0;  // guarded by listing_mu_
   // [OpType][OpResultKind in agent.cc]; labelled only when rendered, not on every op.
   std::array<std::array<uint64_t, 4>, 2> op_counts_{};
   std::vector<std::string> last_errors_;

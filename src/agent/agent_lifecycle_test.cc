@@ -139,7 +139,12 @@ class AgentLifecycleTest : public ::testing::Test {
   void Snapshot(std::vector<datastore::KeyValue> kvs) {
     std::sort(kvs.begin(), kvs.end(), [](auto& a, auto& b) { return a.key < b.key; });
     ds_->sink.on_connection(true, "");
-    ds_->sink.on_snapshot({std::move(kvs), ds_->revision});
+    ds_->sink.on_listing_page({std::move(kvs), ds_->revision, /*first=*/true, /*last=*/true});
+  }
+  // One page of a listing at the current revision (see datastore::ListingPage).
+  void ListingPage(std::vector<datastore::KeyValue> kvs, bool first, bool last) {
+    ds_->sink.on_connection(true, "");
+    ds_->sink.on_listing_page({std::move(kvs), ds_->revision, first, last});
   }
   void PutKey(const std::string& key, const std::string& value) {
     ds_->sink.on_changes({{datastore::Change::Type::kPut, key, value, ++ds_->revision}});
@@ -344,6 +349,65 @@ TEST_F(AgentLifecycleTest, EtcdListingArrivingMidResyncWaitsForTheDump) {
                               {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
   EXPECT_EQ(Status().reconciler.drift_repaired, 1u);
   EXPECT_EQ(agent_->metrics().resyncs.load(), 1u);
+  EXPECT_TRUE(Status().in_sync);
+}
+
+TEST_F(AgentLifecycleTest, AListingInPagesProgramsAsItArrivesAndDeletesOnlyOnceComplete) {
+  StartAgent();
+  SnapshotOneRoute();
+  Settle();
+  ASSERT_EQ(Programmed().size(), 1u);
+  // A re-list (the watch was compacted away) in three pages: 10.244.2.0/26 is gone,
+  // 10.244.3.0/26 is new.
+  ListingPage({PeerKv("host-b", "10.99.0.2")}, /*first=*/true, /*last=*/false);
+  ListingPage({BlockKv("10.244.3.0/26", "host-b")}, /*first=*/false, /*last=*/false);
+  Settle();
+  EXPECT_EQ(Programmed(), (std::map<net::IpPrefix, net::Route>{
+                              {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")},
+                              {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}))
+      << "the new block goes out at once, the old one stays until the listing is complete";
+  ListingPage({}, /*first=*/false, /*last=*/true);
+  Settle();
+  EXPECT_EQ(
+      Programmed(),
+      (std::map<net::IpPrefix, net::Route>{{P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(agent_->metrics().etcd_snapshots.load(), 2u);
+}
+
+TEST_F(AgentLifecycleTest, AMalformedBlockInAListingIsCountedAndTheRestIsProgrammed) {
+  StartAgent();
+  // Blocks are decoded before the loop sees the page; a bad one must still be refused there.
+  Snapshot({Kv(calico::BlockKey(P("10.244.9.0/26")), "{not json"),
+            BlockKv("10.244.2.0/26", "host-b"), PeerKv("host-b", "10.99.0.2")});
+  Settle();
+  EXPECT_EQ(agent_->metrics().parse_errors.load(), 1u);
+  EXPECT_EQ(
+      Programmed(),
+      (std::map<net::IpPrefix, net::Route>{{P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(Status().blocks, 1u);
+}
+
+TEST_F(AgentLifecycleTest, AListingThatBreaksMidwayRemovesNothing) {
+  StartAgent();
+  // The very first listing breaks after its first page: no route may be removed, and the
+  // datastore does not count as synced.
+  ListingPage({PeerKv("host-b", "10.99.0.2")}, /*first=*/true, /*last=*/false);
+  Settle();
+  EXPECT_FALSE(Status().datastore_synced);
+  SnapshotOneRoute();
+  Settle();
+  ASSERT_EQ(Programmed().size(), 1u);
+  // A re-list breaks after a page without the block; the next one completes with it.
+  ListingPage({PeerKv("host-b", "10.99.0.2")}, /*first=*/true, /*last=*/false);
+  Settle();
+  ASSERT_EQ(Programmed().size(), 1u);
+  ListingPage({BlockKv("10.244.2.0/26", "host-b"), PeerKv("host-b", "10.99.0.2")},
+              /*first=*/true, /*last=*/true);
+  Settle();
+  EXPECT_EQ(
+      Programmed(),
+      (std::map<net::IpPrefix, net::Route>{{P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(Status().reconciler.deletes, 0u);
   EXPECT_TRUE(Status().in_sync);
 }
 

@@ -64,6 +64,13 @@ Status EtcdClient::Compact(int64_t /*revision*/) {
   return absl::UnimplementedError("Compact is not supported by this EtcdClient");
 }
 
+StatusOr<int64_t> EtcdClient::RangePrefixPages(const std::string& prefix, int64_t revision,
+                                               const PageCallback& on_page) {
+  ASSIGN_OR_RETURN(Snapshot all, RangePrefix(prefix, revision));
+  RETURN_IF_ERROR(on_page(std::move(all.kvs), all.revision));
+  return all.revision;
+}
+
 namespace {
 
 constexpr int kMaxMessageBytes = 256 * 1024 * 1024;
@@ -215,6 +222,21 @@ class GrpcEtcdClient final : public EtcdClient {
   // N's keys are moved into the result, so the server works on the next page while we copy.
   StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision) override {
     Snapshot out;
+    ASSIGN_OR_RETURN(out.revision,
+                     RangePrefixPages(prefix, revision, [&](std::vector<KeyValue>&& kvs, int64_t) {
+                       if (out.kvs.empty()) {
+                         out.kvs = std::move(kvs);
+                       } else {
+                         out.kvs.reserve(out.kvs.size() + kvs.size());
+                         std::move(kvs.begin(), kvs.end(), std::back_inserter(out.kvs));
+                       }
+                       return absl::OkStatus();
+                     }));
+    return out;
+  }
+
+  StatusOr<int64_t> RangePrefixPages(const std::string& prefix, int64_t revision,
+                                     const PageCallback& on_page) override {
     pb::RangeRequest req;
     // etcd rejects an empty key; "\0".."\0" is its spelling of "every key".
     req.set_key(prefix.empty() ? std::string(1, '\0') : prefix);
@@ -232,7 +254,6 @@ class GrpcEtcdClient final : public EtcdClient {
       }
       req.set_revision(page.header().revision());
     }
-    out.revision = req.revision();
     req.set_serializable(true);
     for (int n = 0; n < kMaxPages; ++n) {
       std::future<StatusOr<pb::RangeResponse>> next;
@@ -248,12 +269,19 @@ class GrpcEtcdClient final : public EtcdClient {
           next = std::async(std::launch::deferred, [this, req] { return RangePage(req); });
         }
       }
-      out.kvs.reserve(out.kvs.size() + page.kvs_size());
+      std::vector<KeyValue> kvs;
+      kvs.reserve(page.kvs_size());
       for (auto& kv : *page.mutable_kvs()) {
-        out.kvs.push_back(KeyValue{std::move(*kv.mutable_key()), std::move(*kv.mutable_value()),
-                                   kv.mod_revision()});
+        kvs.push_back(KeyValue{std::move(*kv.mutable_key()), std::move(*kv.mutable_value()),
+                               kv.mod_revision()});
       }
-      if (!next.valid()) return out;
+      page.Clear();
+      Status delivered = on_page(std::move(kvs), req.revision());
+      if (!delivered.ok()) {
+        if (next.valid()) next.wait();  // the helper thread must not outlive this call
+        return delivered;
+      }
+      if (!next.valid()) return req.revision();
       ASSIGN_OR_RETURN(page, next.get());
     }
     return absl::InternalError("etcd Range did not finish within the page bound");
@@ -531,13 +559,19 @@ struct WatchControl {
   int64_t start_revision_for_test = 0;
 };
 
-// Drops prefixes covered by a shorter one: overlapping watches would deliver events twice.
+// Drops prefixes covered by another one (overlapping watches would deliver events twice),
+// keeping the caller's order: it is the order the listing delivers them in.
 std::vector<std::string> CoveringPrefixes(std::vector<std::string> prefixes) {
-  std::sort(prefixes.begin(), prefixes.end());
   std::vector<std::string> out;
-  for (auto& p : prefixes) {
-    if (!out.empty() && p.starts_with(out.back())) continue;
-    out.push_back(std::move(p));
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    bool covered = false;
+    for (size_t j = 0; j < prefixes.size() && !covered; ++j) {
+      if (i == j) continue;
+      // Covered by a strictly shorter prefix, or a duplicate of an earlier one.
+      covered = prefixes[i].starts_with(prefixes[j]) &&
+                (prefixes[j].size() < prefixes[i].size() || j < i);
+    }
+    if (!covered) out.push_back(prefixes[i]);
   }
   return out;
 }
@@ -561,25 +595,14 @@ class WatchLoop {
     }
     while (!stopping_) {
       if (need_list) {
-        auto snapshot = List(client);
-        if (snapshot.ok() && !next_rev_.empty() &&
-            snapshot->revision + 1 < *std::max_element(next_rev_.begin(), next_rev_.end())) {
-          // Cannot happen with a linearizable first page; a misbehaving server or proxy must
-          // not make us go back in time (the sink would re-apply older values).
-          snapshot = absl::InternalError(absl::StrCat(
-              "etcd listed at revision ", snapshot->revision, ", older than revision ",
-              *std::max_element(next_rev_.begin(), next_rev_.end()) - 1, " already delivered"));
-        }
-        if (!snapshot.ok()) {
+        auto listed = List(client);
+        if (!listed.ok()) {
           if (stopping_) break;
-          ReportConnection(false, std::string(snapshot.status().message()));
+          ReportConnection(false, std::string(listed.status().message()));
           Sleep();
           continue;
         }
-        next_rev_.assign(prefixes_.size(), snapshot->revision + 1);
-        LOG_INFO("etcd watcher: listed {} keys at revision {}", snapshot->kvs.size(),
-                 snapshot->revision);
-        if (sink_.on_snapshot) sink_.on_snapshot(*std::move(snapshot));
+        next_rev_.assign(prefixes_.size(), *listed + 1);
         need_list = false;
       }
       std::string reason;
@@ -599,17 +622,38 @@ class WatchLoop {
  private:
   enum class End { kStopped, kBroken, kCompacted };
 
-  // Every prefix at one revision, merged and sorted by key.
-  StatusOr<Snapshot> List(GrpcEtcdClient& client) {
-    Snapshot all;
+  // Every prefix at one revision, handed to the sink page by page: the prefixes in the order
+  // given, each in key order. Returns the revision listed.
+  StatusOr<int64_t> List(GrpcEtcdClient& client) {
+    int64_t revision = 0;
+    size_t keys = 0;
+    bool first = true;
     for (const std::string& prefix : prefixes_) {
-      ASSIGN_OR_RETURN(Snapshot one, client.RangePrefix(prefix, all.revision));
-      all.revision = one.revision;
-      for (auto& kv : one.kvs) all.kvs.push_back(std::move(kv));
+      ASSIGN_OR_RETURN(
+          revision, client.RangePrefixPages(
+                        prefix, revision, [&](std::vector<KeyValue>&& kvs, int64_t at) -> Status {
+                          if (stopping_) return absl::CancelledError("the watcher is stopping");
+                          if (first && !next_rev_.empty() &&
+                              at + 1 < *std::max_element(next_rev_.begin(), next_rev_.end())) {
+                            // Cannot happen with a linearizable first page; a misbehaving server or
+                            // proxy must not make us go back in time (the sink would re-apply older
+                            // values).
+                            return absl::InternalError(absl::StrCat(
+                                "etcd listed at revision ", at, ", older than revision ",
+                                *std::max_element(next_rev_.begin(), next_rev_.end()) - 1,
+                                " already delivered"));
+                          }
+                          keys += kvs.size();
+                          if (sink_.on_listing_page) {
+                            sink_.on_listing_page(ListingPage{std::move(kvs), at, first, false});
+                          }
+                          first = false;
+                          return absl::OkStatus();
+                        }));
     }
-    std::sort(all.kvs.begin(), all.kvs.end(),
-              [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
-    return all;
+    LOG_INFO("etcd watcher: listed {} keys at revision {}", keys, revision);
+    if (sink_.on_listing_page) sink_.on_listing_page(ListingPage{{}, revision, first, true});
+    return revision;
   }
 
   // One Watch stream with one watch per prefix, until it breaks, is stopped or hits compacted

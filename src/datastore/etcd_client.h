@@ -6,10 +6,11 @@
 // certificates. Thread-safe.
 //
 // EtcdWatcher: the list-then-watch loop on its own thread. For a set of key prefixes it lists
-// every prefix at one revision R (paginated, never one huge response), hands the complete
-// listing to the sink, then watches all prefixes from R+1 with prev_kv. When the watch breaks it
-// reconnects with backoff and resumes from the last seen revision + 1; when that revision was
-// compacted it lists again and hands the sink a new snapshot (the sink diffs it, see KvCache).
+// every prefix at one revision R (paginated, never one huge response), hands the listing to the
+// sink page by page as it arrives (never holding it whole), then watches all prefixes from R+1 with
+// prev_kv. When the watch breaks it reconnects with backoff and resumes from the last seen revision
+// + 1; when that revision was compacted it lists again and hands the sink a new listing (the sink
+// diffs it, see KvCache).
 #pragma once
 
 #include <atomic>
@@ -56,6 +57,18 @@ struct Snapshot {
   int64_t revision = 0;
 };
 
+// One page of a listing, as it arrives. A listing is every watched prefix at one revision (the
+// prefixes in the order the watcher was given them, each in key order), in pages: the first page
+// has `first` set (it may hold no keys), the last one `last` (it may hold no keys either: the
+// marker that the listing is complete). A listing that breaks midway simply ends without its last
+// page; the next listing starts with `first` again.
+struct ListingPage {
+  std::vector<KeyValue> kvs;
+  int64_t revision = 0;
+  bool first = false;
+  bool last = false;
+};
+
 struct Change {
   enum class Type : uint8_t { kPut, kDelete };
   Type type = Type::kPut;
@@ -72,6 +85,12 @@ class EtcdClient {
 
   // All keys under `prefix` at `revision` (0 = latest); returns the kvs and the revision read.
   virtual StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision = 0) = 0;
+  // The same, page by page: `on_page` gets each page's keys and the listing's revision as they
+  // arrive; an error it returns ends the listing. Returns the revision read. The default
+  // implementation hands RangePrefix's result over as one page.
+  using PageCallback = std::function<Status(std::vector<KeyValue>&& kvs, int64_t revision)>;
+  virtual StatusOr<int64_t> RangePrefixPages(const std::string& prefix, int64_t revision,
+                                             const PageCallback& on_page);
   virtual StatusOr<int64_t> Put(const std::string& key, const std::string& value) = 0;
   virtual StatusOr<int64_t> Delete(const std::string& key) = 0;
   // Deletes every key under prefix (tests and the demo use it).
@@ -91,11 +110,13 @@ class EtcdClient {
 std::string PrefixRangeEnd(std::string_view prefix);
 
 // Callbacks run on the watcher's thread; they must be quick (post to the agent's loop).
+// on_listing_page may block for a while to hold the watcher back (the agent does, so that at most
+// a couple of pages are in memory at once); it must return promptly once the consumer stops.
 // Changes come in revision order for each prefix; for different prefixes etcd may interleave
 // revisions while a watch catches up after a reconnect, so consumers apply them per key (see
 // KvCache). on_connection is called on transitions only, not on every failed retry.
 struct WatchSink {
-  std::function<void(Snapshot&&)> on_snapshot;
+  std::function<void(ListingPage&&)> on_listing_page;
   std::function<void(std::vector<Change>&&)> on_changes;
   // connected=false with a reason whenever the watch is broken, true when it is back.
   std::function<void(bool connected, const std::string& reason)> on_connection;
@@ -124,7 +145,7 @@ class EtcdWatcher final : public Watcher {
   void Stop() override;
 
   // Test hook, call before Start(): skip the initial listing and watch from `revision` as if a
-  // snapshot at revision - 1 had been delivered (used to watch from a compacted revision).
+  // listing at revision - 1 had been delivered (used to watch from a compacted revision).
   void SetStartRevisionForTest(int64_t revision);
 
  private:

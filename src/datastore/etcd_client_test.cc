@@ -84,9 +84,18 @@ class Recorder {
  public:
   WatchSink Sink() {
     WatchSink sink;
-    sink.on_snapshot = [this](Snapshot&& s) {
+    // Pages are gathered into one Snapshot per complete listing; a listing restarted before
+    // its last page starts over.
+    sink.on_listing_page = [this](ListingPage&& page) {
       std::lock_guard lock(mu_);
-      snapshots_.push_back(std::move(s));
+      ++pages_;
+      if (page.first) listing_ = Snapshot{{}, page.revision};
+      EXPECT_EQ(page.revision, listing_.revision);
+      for (auto& kv : page.kvs) listing_.kvs.push_back(std::move(kv));
+      if (page.last) {
+        snapshots_.push_back(std::move(listing_));
+        listing_ = {};
+      }
       cv_.notify_all();
     };
     sink.on_changes = [this](std::vector<Change>&& cs) {
@@ -119,6 +128,10 @@ class Recorder {
     return WaitFor([&] { return !connection_.empty() && connection_.back() == up; });
   }
 
+  size_t pages() {
+    std::lock_guard lock(mu_);
+    return pages_;
+  }
   std::vector<Snapshot> snapshots() {
     std::lock_guard lock(mu_);
     return snapshots_;
@@ -136,6 +149,8 @@ class Recorder {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Snapshot> snapshots_;
+  Snapshot listing_;  // the listing being received
+  size_t pages_ = 0;
   std::vector<Change> changes_;
   std::vector<bool> connection_;
   std::string last_reason_;
@@ -299,19 +314,35 @@ TEST_F(EtcdTest, WatcherDeliversSnapshotThenChangesInOrder) {
   EXPECT_EQ(rec.snapshots().size(), 1u);
 }
 
+TEST_F(EtcdTest, WatcherHandsTheListingOverPageByPage) {
+  for (int i = 0; i < 5; ++i) MustPut(absl::StrCat("/pg/", i), "v");
+  EtcdConfig config = Config();
+  config.page_size = 2;
+  Recorder rec;
+  EtcdWatcher watcher(config, {"/pg/"}, rec.Sink());
+  watcher.Start();
+  ASSERT_TRUE(rec.WaitSnapshots(1));
+  watcher.Stop();
+  // 2 + 2 + 1 keys as they arrive, then the marker that ends the listing.
+  EXPECT_EQ(rec.pages(), 4u);
+  ASSERT_EQ(rec.snapshots()[0].kvs.size(), 5u);
+  EXPECT_EQ(rec.snapshots()[0].kvs[4].key, "/pg/4");
+}
+
 TEST_F(EtcdTest, WatcherCoversSeveralPrefixesOnOneStream) {
   MustPut("/p2/x", "2");
   MustPut("/p1/x", "1");
   Recorder rec;
-  // "/p1/sub/" is covered by "/p1/" and must not double the events.
+  // "/p1/sub/" is covered by "/p1/" and must not double the events. The listing follows the
+  // order the prefixes were given in.
   EtcdWatcher watcher(Config(), {"/p2/", "/p1/", "/p1/sub/"}, rec.Sink());
   watcher.Start();
   ASSERT_TRUE(rec.WaitSnapshots(1));
   ASSERT_TRUE(rec.WaitConnection(true));
   auto snap = rec.snapshots()[0];
   ASSERT_EQ(snap.kvs.size(), 2u);
-  EXPECT_EQ(snap.kvs[0].key, "/p1/x");
-  EXPECT_EQ(snap.kvs[1].key, "/p2/x");
+  EXPECT_EQ(snap.kvs[0].key, "/p2/x");
+  EXPECT_EQ(snap.kvs[1].key, "/p1/x");
 
   int64_t r1 = MustPut("/p1/sub/y", "a");
   int64_t r2 = MustPut("/p2/y", "b");

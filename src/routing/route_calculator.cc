@@ -7,6 +7,25 @@ namespace vcra::routing {
 
 RouteCalculator::RouteCalculator(CalculatorConfig config) : config_(std::move(config)) {}
 
+RouteCalculator::NodeId RouteCalculator::Intern(std::string_view node) {
+  if (auto it = node_ids_.find(absl::string_view(node.data(), node.size()));
+      it != node_ids_.end()) {
+    return it->second;
+  }
+  NodeId id = static_cast<NodeId>(node_names_.size());
+  node_names_.emplace_back(node);
+  node_ids_.emplace(std::string(node), id);
+  prefixes_by_node_.emplace_back();
+  peers_.emplace_back();
+  return id;
+}
+
+std::optional<RouteCalculator::NodeId> RouteCalculator::FindNode(std::string_view node) const {
+  auto it = node_ids_.find(absl::string_view(node.data(), node.size()));
+  if (it == node_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
 bool RouteCalculator::IsRoutable(const net::IpPrefix& block_cidr) const {
   if (pools_.empty()) return true;
   for (const auto& [key, pool] : pools_) {
@@ -23,14 +42,12 @@ std::vector<net::IpPrefix> RouteCalculator::RoutablePools() const {
   return out;
 }
 
-std::vector<RouteIntent> RouteCalculator::IntentsOf(const std::string& key,
-                                                    const calico::IpamBlock& block) const {
-  std::vector<RouteIntent> out;
-  if (block.deleted || !IsRoutable(block.cidr)) return out;
+RouteCalculator::StoredBlock RouteCalculator::Compact(const calico::IpamBlock& block) {
+  StoredBlock out;
+  out.deleted = block.deleted;
+  out.routable = IsRoutable(block.cidr);
   std::string_view affine = block.AffineHost();
-  if (!affine.empty() && affine != config_.my_node) {
-    out.push_back({block.cidr, std::string(affine), key, IntentKind::kBlock});
-  }
+  if (!affine.empty() && affine != config_.my_node) out.affine = Intern(affine);
   // A virtual block's allocations are compared against its virtual name, as Calico's
   // NonAffineAllocations does; the name never equals a node, so owned IPs get /32s.
   std::string_view owner = block.affinity_type == calico::AffinityType::kNone
@@ -38,99 +55,130 @@ std::vector<RouteIntent> RouteCalculator::IntentsOf(const std::string& key,
                                : std::string_view(block.affinity_name);
   for (const auto& alloc : block.allocations) {
     if (alloc.node.empty() || alloc.node == owner || alloc.node == config_.my_node) continue;
-    out.push_back({net::IpPrefix::Host(alloc.ip), alloc.node, key, IntentKind::kBorrowedIp});
+    out.borrowed.push_back({alloc.ip, Intern(alloc.node)});
   }
+  out.borrowed.shrink_to_fit();
   return out;
 }
 
-void RouteCalculator::OnBlockUpdate(const std::string& key, const calico::IpamBlock& block) {
-  auto intents = IntentsOf(key, block);
-  blocks_[key].block = block;
-  SetBlockIntents(key, std::move(intents));
+void RouteCalculator::ClaimsOf(const net::IpPrefix& cidr, const StoredBlock& block,
+                               std::vector<Claim>& out) const {
+  if (block.deleted || !block.routable) return;
+  if (block.affine != kNoNode) out.push_back({cidr, cidr, block.affine, IntentKind::kBlock});
+  for (const auto& b : block.borrowed) {
+    out.push_back({net::IpPrefix::Host(b.ip), cidr, b.node, IntentKind::kBorrowedIp});
+  }
 }
 
-void RouteCalculator::OnBlockDelete(const std::string& key) {
-  auto it = blocks_.find(key);
+void RouteCalculator::OnBlockUpdate(const calico::IpamBlock& block) {
+  StoredBlock next = Compact(block);
+  std::vector<Claim> old_claims, new_claims;
+  auto [it, inserted] = blocks_.try_emplace(block.cidr);
+  if (!inserted) ClaimsOf(block.cidr, it->second, old_claims);
+  ClaimsOf(block.cidr, next, new_claims);
+  it->second = std::move(next);
+  ReplaceClaims(std::move(old_claims), std::move(new_claims));
+}
+
+void RouteCalculator::OnBlockDelete(const net::IpPrefix& cidr) {
+  auto it = blocks_.find(cidr);
   if (it == blocks_.end()) return;
-  SetBlockIntents(key, {});
-  blocks_.erase(key);
+  std::vector<Claim> old_claims;
+  ClaimsOf(cidr, it->second, old_claims);
+  blocks_.erase(it);
+  ReplaceClaims(std::move(old_claims), {});
 }
 
-void RouteCalculator::SetBlockIntents(const std::string& key, std::vector<RouteIntent> intents) {
-  StoredBlock& stored = blocks_[key];
-  std::vector<RouteIntent> old = std::move(stored.intents);
+void RouteCalculator::ReplaceClaims(std::vector<Claim> old_claims, std::vector<Claim> new_claims) {
+  if (old_claims == new_claims) return;  // the common rewrite: same routes
   // Sorted, so the two differences cost O(n log n): a /20 block holds 4096 allocations.
-  std::sort(intents.begin(), intents.end());
-  stored.intents = std::move(intents);
-  std::vector<RouteIntent> added, removed;
-  std::set_difference(stored.intents.begin(), stored.intents.end(), old.begin(), old.end(),
+  std::sort(old_claims.begin(), old_claims.end());
+  std::sort(new_claims.begin(), new_claims.end());
+  std::vector<Claim> added, removed;
+  std::set_difference(new_claims.begin(), new_claims.end(), old_claims.begin(), old_claims.end(),
                       std::back_inserter(added));
-  std::set_difference(old.begin(), old.end(), stored.intents.begin(), stored.intents.end(),
+  std::set_difference(old_claims.begin(), old_claims.end(), new_claims.begin(), new_claims.end(),
                       std::back_inserter(removed));
   // Add before remove so a prefix that stays (e.g. a block re-written unchanged) never passes
-  // through "no intent" and so never emits a spurious delete.
-  std::unordered_set<net::IpPrefix> touched;
-  for (const auto& intent : added) {
-    AddIntent(intent);
-    touched.insert(intent.dst);
+  // through "no claim" and so never emits a spurious delete.
+  std::vector<net::IpPrefix> touched;
+  touched.reserve(added.size() + removed.size());
+  for (const auto& claim : added) {
+    AddClaim(claim);
+    touched.push_back(claim.dst);
   }
-  for (const auto& intent : removed) {
-    RemoveIntent(intent);
-    touched.insert(intent.dst);
+  for (const auto& claim : removed) {
+    RemoveClaim(claim);
+    touched.push_back(claim.dst);
   }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& dst : touched) Recompute(dst);
 }
 
-void RouteCalculator::AddIntent(const RouteIntent& intent) {
-  intents_[intent.dst].push_back(intent);
-  prefixes_by_node_[intent.node].insert(intent.dst);
+void RouteCalculator::AddClaim(const Claim& claim) {
+  claims_[claim.dst].push_back({claim.block, claim.node, claim.kind});
+  prefixes_by_node_[claim.node].insert(claim.dst);
 }
 
-void RouteCalculator::RemoveIntent(const RouteIntent& intent) {
-  auto it = intents_.find(intent.dst);
-  if (it == intents_.end()) return;
-  auto& list = it->second;
-  list.erase(std::remove(list.begin(), list.end(), intent), list.end());
+void RouteCalculator::RemoveClaim(const Claim& claim) {
+  auto it = claims_.find(claim.dst);
+  if (it == claims_.end()) return;
+  ClaimList& list = it->second;
+  PrefixClaim gone{claim.block, claim.node, claim.kind};
+  list.erase(std::remove(list.begin(), list.end(), gone), list.end());
   bool node_still_used = std::any_of(list.begin(), list.end(),
-                                     [&](const RouteIntent& i) { return i.node == intent.node; });
-  if (list.empty()) intents_.erase(it);
-  if (!node_still_used) {
-    auto by_node = prefixes_by_node_.find(intent.node);
-    if (by_node != prefixes_by_node_.end()) {
-      by_node->second.erase(intent.dst);
-      if (by_node->second.empty()) prefixes_by_node_.erase(by_node);
-    }
-  }
+                                     [&](const PrefixClaim& c) { return c.node == claim.node; });
+  if (list.empty()) claims_.erase(it);
+  if (!node_still_used) prefixes_by_node_[claim.node].erase(claim.dst);
+}
+
+const RouteCalculator::PrefixClaim* RouteCalculator::Winner(const net::IpPrefix& dst) const {
+  auto it = claims_.find(dst);
+  if (it == claims_.end() || it->second.empty()) return nullptr;
+  const ClaimList& list = it->second;
+  if (list.size() == 1) return &list[0];
+  // Rare (overlapping blocks): compare the keys themselves.
+  return &*std::min_element(list.begin(), list.end(), [](const auto& a, const auto& b) {
+    return calico::BlockKey(a.block) < calico::BlockKey(b.block);
+  });
+}
+
+RouteIntent RouteCalculator::ToIntent(const net::IpPrefix& dst, const PrefixClaim& claim) const {
+  return {dst, NodeName(claim.node), calico::BlockKey(claim.block), claim.kind};
 }
 
 std::optional<RouteIntent> RouteCalculator::IntentFor(const net::IpPrefix& dst) const {
-  auto it = intents_.find(dst);
-  if (it == intents_.end() || it->second.empty()) return std::nullopt;
-  return *std::min_element(
-      it->second.begin(), it->second.end(),
-      [](const RouteIntent& a, const RouteIntent& b) { return a.block_key < b.block_key; });
+  const PrefixClaim* winner = Winner(dst);
+  if (!winner) return std::nullopt;
+  return ToIntent(dst, *winner);
+}
+
+std::optional<net::IpAddress> RouteCalculator::PeerAddressOf(NodeId node,
+                                                             net::Family family) const {
+  const PeerAddresses& p = peers_[node];
+  if (family == net::Family::kV4) return p.key_v4 ? p.key_v4 : p.node_v4;
+  return p.key_v6 ? p.key_v6 : p.node_v6;
 }
 
 std::optional<net::IpAddress> RouteCalculator::PeerAddress(const std::string& node,
                                                            net::Family family) const {
-  auto it = peers_.find(node);
-  if (it == peers_.end()) return std::nullopt;
-  const PeerAddresses& p = it->second;
-  if (family == net::Family::kV4) return p.key_v4 ? p.key_v4 : p.node_v4;
-  return p.key_v6 ? p.key_v6 : p.node_v6;
+  auto id = FindNode(node);
+  if (!id) return std::nullopt;
+  return PeerAddressOf(*id, family);
 }
 
 void RouteCalculator::Recompute(const net::IpPrefix& dst) {
   std::optional<net::Route> want;
   pending_.erase(dst);
-  if (auto intent = IntentFor(dst)) {
-    auto gateway = PeerAddress(intent->node, dst.family());
+  if (const PrefixClaim* winner = Winner(dst)) {
+    auto gateway = PeerAddressOf(winner->node, dst.family());
     bool own = gateway && std::find(config_.my_addresses.begin(), config_.my_addresses.end(),
                                     *gateway) != config_.my_addresses.end();
     if (gateway && !own) {
       want = net::Route{dst, *gateway};
     } else if (!gateway) {
-      pending_[dst] = intent->node;
+      pending_[dst] = winner->node;
     }
   }
   auto cur = desired_.find(dst);
@@ -145,36 +193,35 @@ void RouteCalculator::Recompute(const net::IpPrefix& dst) {
   deltas_[dst] = want;
 }
 
-void RouteCalculator::RecomputeNode(const std::string& node) {
-  auto it = prefixes_by_node_.find(node);
-  if (it == prefixes_by_node_.end()) return;
-  std::vector<net::IpPrefix> prefixes(it->second.begin(), it->second.end());
+void RouteCalculator::RecomputeNode(NodeId node) {
+  const auto& set = prefixes_by_node_[node];
+  std::vector<net::IpPrefix> prefixes(set.begin(), set.end());
   for (const auto& dst : prefixes) Recompute(dst);
 }
 
 void RouteCalculator::OnPeerUpdate(PeerSource source, const std::string& node, net::Family family,
                                    const net::IpAddress& address) {
   if (address.family() != family) return;  // a peer of the other family routes nothing
-  PeerAddresses& p = peers_[node];
+  NodeId id = Intern(node);
+  PeerAddresses& p = peers_[id];
   bool v4 = family == net::Family::kV4;
   auto& slot =
       source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6) : (v4 ? p.node_v4 : p.node_v6);
   if (slot == address) return;
   slot = address;
-  RecomputeNode(node);
+  RecomputeNode(id);
 }
 
 void RouteCalculator::OnPeerDelete(PeerSource source, const std::string& node, net::Family family) {
-  auto it = peers_.find(node);
-  if (it == peers_.end()) return;
-  PeerAddresses& p = it->second;
+  auto id = FindNode(node);
+  if (!id) return;
+  PeerAddresses& p = peers_[*id];
   bool v4 = family == net::Family::kV4;
   auto& slot =
       source == PeerSource::kPeerKey ? (v4 ? p.key_v4 : p.key_v6) : (v4 ? p.node_v4 : p.node_v6);
   if (!slot) return;
   slot.reset();
-  if (p.empty()) peers_.erase(it);
-  RecomputeNode(node);
+  RecomputeNode(*id);
 }
 
 void RouteCalculator::OnPoolUpdate(const std::string& key, const calico::IpPool& pool) {
@@ -192,16 +239,21 @@ void RouteCalculator::OnPoolDelete(const std::string& key) {
 void RouteCalculator::SetMyAddresses(std::vector<net::IpAddress> addresses) {
   config_.my_addresses = std::move(addresses);
   std::vector<net::IpPrefix> all;
-  all.reserve(intents_.size());
-  for (const auto& [dst, list] : intents_) all.push_back(dst);
+  all.reserve(claims_.size());
+  for (const auto& [dst, list] : claims_) all.push_back(dst);
   for (const auto& dst : all) Recompute(dst);
 }
 
 void RouteCalculator::ReevaluateAllBlocks() {
-  std::vector<std::string> keys;
-  keys.reserve(blocks_.size());
-  for (const auto& [key, stored] : blocks_) keys.push_back(key);
-  for (const auto& key : keys) SetBlockIntents(key, IntentsOf(key, blocks_[key].block));
+  for (auto& [cidr, block] : blocks_) {
+    bool routable = IsRoutable(cidr);
+    if (routable == block.routable) continue;
+    std::vector<Claim> old_claims, new_claims;
+    ClaimsOf(cidr, block, old_claims);
+    block.routable = routable;
+    ClaimsOf(cidr, block, new_claims);
+    ReplaceClaims(std::move(old_claims), std::move(new_claims));
+  }
 }
 
 std::vector<RouteDelta> RouteCalculator::TakeDeltas() {
@@ -215,7 +267,7 @@ std::vector<RouteDelta> RouteCalculator::TakeDeltas() {
 std::vector<RouteIntent> RouteCalculator::Pending() const {
   std::vector<RouteIntent> out;
   for (const auto& [dst, node] : pending_) {
-    if (auto intent = IntentFor(dst)) out.push_back(*intent);
+    if (const PrefixClaim* winner = Winner(dst)) out.push_back(ToIntent(dst, *winner));
   }
   std::sort(out.begin(), out.end(),
             [](const RouteIntent& a, const RouteIntent& b) { return a.dst < b.dst; });
@@ -226,8 +278,9 @@ std::map<std::string, std::pair<std::optional<net::IpAddress>, std::optional<net
 RouteCalculator::Peers() const {
   std::map<std::string, std::pair<std::optional<net::IpAddress>, std::optional<net::IpAddress>>>
       out;
-  for (const auto& [node, p] : peers_) {
-    out[node] = {PeerAddress(node, net::Family::kV4), PeerAddress(node, net::Family::kV6)};
+  for (NodeId id = 0; id < peers_.size(); ++id) {
+    if (peers_[id].empty()) continue;
+    out[NodeName(id)] = {PeerAddressOf(id, net::Family::kV4), PeerAddressOf(id, net::Family::kV6)};
   }
   return out;
 }

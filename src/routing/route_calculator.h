@@ -1,8 +1,8 @@
 // RouteCalculator: the desired routes as a pure, incremental function of Calico's data.
 //
-// Inputs are IPAM blocks (by etcd key), peer addresses (the agent's own peer keys and/or Calico
-// Node resources) and IP pools. Output is a stream of per-prefix deltas (TakeDeltas): a prefix
-// now wants a route, wants a different next hop, or wants none.
+// Inputs are IPAM blocks (by CIDR, which names the etcd key), peer addresses (the agent's own peer
+// keys and/or Calico Node resources) and IP pools. Output is a stream of per-prefix deltas
+// (TakeDeltas): a prefix now wants a route, wants a different next hop, or wants none.
 //
 // Rules (SPEC.md "Routes"):
 //   - block affine to host:H, H not us, peer(H) known           -> block via peer(H)
@@ -19,16 +19,20 @@
 // Not thread-safe: owned by the agent's loop thread.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
+
+#include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
+#include <string_view>
 #include <vector>
 
 #include "calico/model.h"
 #include "net/ip.h"
+#include "routing/route_table.h"
 
 namespace vcra::routing {
 
@@ -39,7 +43,8 @@ enum class PeerSource : uint8_t {
 
 enum class IntentKind : uint8_t { kBlock, kBorrowedIp };
 
-// Why a prefix wants a route: which block, which node.
+// Why a prefix wants a route: which block, which node (built on demand for status and dry-run;
+// the calculator itself keeps interned ids).
 struct RouteIntent {
   net::IpPrefix dst;
   std::string node;
@@ -63,8 +68,9 @@ class RouteCalculator {
  public:
   explicit RouteCalculator(CalculatorConfig config);
 
-  void OnBlockUpdate(const std::string& key, const calico::IpamBlock& block);
-  void OnBlockDelete(const std::string& key);
+  // Blocks are identified by their CIDR: etcd keys and CIDRs are one-to-one (calico::BlockKey).
+  void OnBlockUpdate(const calico::IpamBlock& block);
+  void OnBlockDelete(const net::IpPrefix& cidr);
   void OnPeerUpdate(PeerSource source, const std::string& node, net::Family family,
                     const net::IpAddress& address);
   void OnPeerDelete(PeerSource source, const std::string& node, net::Family family);
@@ -76,7 +82,7 @@ class RouteCalculator {
   std::vector<RouteDelta> TakeDeltas();
 
   // Current desired routes.
-  const std::unordered_map<net::IpPrefix, net::Route>& desired() const { return desired_; }
+  const RouteTable& desired() const { return desired_; }
   // Prefixes waiting for their node's address, with the node.
   std::vector<RouteIntent> Pending() const;
   size_t pending_count() const { return pending_.size(); }
@@ -93,34 +99,77 @@ class RouteCalculator {
   std::vector<net::IpPrefix> RoutablePools() const;
 
  private:
+  // Node names are interned: every table below holds a 4-byte id, never a string. Ids are not
+  // reused (the table grows with the distinct node names ever seen, which Calico bounds by the
+  // cluster's hosts).
+  using NodeId = uint32_t;
+  static constexpr NodeId kNoNode = ~NodeId{0};
+
   struct PeerAddresses {
     std::optional<net::IpAddress> key_v4, key_v6, node_v4, node_v6;
     bool empty() const { return !key_v4 && !key_v6 && !node_v4 && !node_v6; }
   };
-  struct StoredBlock {
-    calico::IpamBlock block;
-    std::vector<RouteIntent> intents;
+  // An allocation that routes to another node than the block's owner (and not to us).
+  struct Borrowed {
+    net::IpAddress ip;
+    NodeId node = kNoNode;
+    friend bool operator==(const Borrowed&, const Borrowed&) = default;
   };
+  // Per block only what its routes need; the block's routes follow from it and from
+  // `routable` (the pools as last evaluated), so they are not stored.
+  struct StoredBlock {
+    NodeId affine = kNoNode;  // the affine host when a route to the block is wanted
+    bool deleted = false;
+    bool routable = false;
+    std::vector<Borrowed> borrowed;
+  };
+  // One block's wish for a prefix.
+  struct Claim {
+    net::IpPrefix dst;
+    net::IpPrefix block;
+    NodeId node = kNoNode;
+    IntentKind kind = IntentKind::kBlock;
+    friend auto operator<=>(const Claim&, const Claim&) = default;
+    friend bool operator==(const Claim&, const Claim&) = default;
+  };
+  // The claims on one prefix (dst left out, it is the map's key); normally one.
+  struct PrefixClaim {
+    net::IpPrefix block;
+    NodeId node = kNoNode;
+    IntentKind kind = IntentKind::kBlock;
+    friend bool operator==(const PrefixClaim&, const PrefixClaim&) = default;
+  };
+  using ClaimList = absl::InlinedVector<PrefixClaim, 1>;
 
-  std::vector<RouteIntent> IntentsOf(const std::string& key, const calico::IpamBlock& block) const;
-  void SetBlockIntents(const std::string& key, std::vector<RouteIntent> intents);
-  void AddIntent(const RouteIntent& intent);
-  void RemoveIntent(const RouteIntent& intent);
+  NodeId Intern(std::string_view node);
+  std::optional<NodeId> FindNode(std::string_view node) const;
+  const std::string& NodeName(NodeId id) const { return node_names_[id]; }
+  StoredBlock Compact(const calico::IpamBlock& block);
+  void ClaimsOf(const net::IpPrefix& cidr, const StoredBlock& block, std::vector<Claim>& out) const;
+  void ReplaceClaims(std::vector<Claim> old_claims, std::vector<Claim> new_claims);
+  void AddClaim(const Claim& claim);
+  void RemoveClaim(const Claim& claim);
+  // The claim that wins a prefix: the smallest block key when several blocks claim it, so the
+  // result does not depend on event order.
+  const PrefixClaim* Winner(const net::IpPrefix& dst) const;
+  RouteIntent ToIntent(const net::IpPrefix& dst, const PrefixClaim& claim) const;
+  std::optional<net::IpAddress> PeerAddressOf(NodeId node, net::Family family) const;
   void Recompute(const net::IpPrefix& dst);
-  void RecomputeNode(const std::string& node);
+  void RecomputeNode(NodeId node);
   void ReevaluateAllBlocks();
 
   CalculatorConfig config_;
-  std::unordered_map<std::string, StoredBlock> blocks_;
-  // Every intent for a prefix; normally one. When two blocks claim the same prefix the one with
-  // the smallest block key wins, so the result does not depend on event order.
-  std::unordered_map<net::IpPrefix, std::vector<RouteIntent>> intents_;
-  std::unordered_map<std::string, std::unordered_set<net::IpPrefix>> prefixes_by_node_;
-  std::unordered_map<std::string, PeerAddresses> peers_;
+  std::vector<std::string> node_names_;  // NodeId -> name
+  absl::flat_hash_map<std::string, NodeId> node_ids_;
+  absl::flat_hash_map<net::IpPrefix, StoredBlock, std::hash<net::IpPrefix>> blocks_;
+  absl::flat_hash_map<net::IpPrefix, ClaimList, std::hash<net::IpPrefix>> claims_;
+  // NodeId -> the prefixes some claim routes via that node.
+  std::vector<absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>>> prefixes_by_node_;
+  std::vector<PeerAddresses> peers_;  // NodeId -> addresses (empty: none)
   std::map<std::string, calico::IpPool> pools_;
-  std::unordered_map<net::IpPrefix, net::Route> desired_;
-  std::unordered_map<net::IpPrefix, std::string> pending_;  // prefix -> node
-  std::unordered_map<net::IpPrefix, std::optional<net::Route>> deltas_;
+  RouteTable desired_;
+  absl::flat_hash_map<net::IpPrefix, NodeId, std::hash<net::IpPrefix>> pending_;
+  absl::flat_hash_map<net::IpPrefix, std::optional<net::Route>, std::hash<net::IpPrefix>> deltas_;
 };
 
 }  // namespace vcra::routing

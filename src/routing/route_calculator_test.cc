@@ -43,12 +43,12 @@ class RouteCalculatorTest : public ::testing::Test {
 };
 
 TEST_F(RouteCalculatorTest, RemoteBlockRoutedViaItsHost) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
   EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2"));
   auto deltas = calc_.TakeDeltas();
   ASSERT_EQ(deltas.size(), 1u);
   EXPECT_EQ(deltas[0].route->gateway, A("10.99.0.2"));
-  calc_.OnBlockDelete("k1");
+  calc_.OnBlockDelete(P("10.244.2.0/26"));
   EXPECT_FALSE(Via("10.244.2.0/26"));
   deltas = calc_.TakeDeltas();
   ASSERT_EQ(deltas.size(), 1u);
@@ -56,20 +56,20 @@ TEST_F(RouteCalculatorTest, RemoteBlockRoutedViaItsHost) {
 }
 
 TEST_F(RouteCalculatorTest, OwnBlockGetsNoRoute) {
-  calc_.OnBlockUpdate("k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a"));
+  calc_.OnBlockUpdate(Block("10.244.1.0/26", AffinityType::kHost, "host-a"));
   EXPECT_TRUE(calc_.desired().empty());
 }
 
 TEST_F(RouteCalculatorTest, BorrowedIpInOwnBlockGetsHostRouteViaBorrower) {
   calc_.OnBlockUpdate(
-      "k1", Block("10.244.1.0/26", AffinityType::kHost, "host-a", {{0, "host-a"}, {5, "host-b"}}));
+      Block("10.244.1.0/26", AffinityType::kHost, "host-a", {{0, "host-a"}, {5, "host-b"}}));
   EXPECT_EQ(calc_.desired().size(), 1u);
   EXPECT_EQ(Via("10.244.1.5/32"), A("10.99.0.2"));
 }
 
 TEST_F(RouteCalculatorTest, BorrowedIpInRemoteBlock) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b",
-                                  {{1, "host-b"}, {7, "host-c"}, {9, "host-a"}}));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b",
+                            {{1, "host-b"}, {7, "host-c"}, {9, "host-a"}}));
   EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2"));
   EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.3"));
   EXPECT_FALSE(Via("10.244.2.9/32")) << "an IP borrowed by this host is local";
@@ -77,8 +77,7 @@ TEST_F(RouteCalculatorTest, BorrowedIpInRemoteBlock) {
 }
 
 TEST_F(RouteCalculatorTest, Ipv6BlockAndBorrowedIp) {
-  calc_.OnBlockUpdate("k6",
-                      Block("fd00:10:244:2::/122", AffinityType::kHost, "host-b", {{3, "host-c"}}));
+  calc_.OnBlockUpdate(Block("fd00:10:244:2::/122", AffinityType::kHost, "host-b", {{3, "host-c"}}));
   EXPECT_EQ(Via("fd00:10:244:2::/122"), A("fd00:99::2"));
   EXPECT_FALSE(Via("fd00:10:244:2::3/128")) << "host-c has no IPv6 peer address yet";
   EXPECT_EQ(calc_.pending_count(), 1u);
@@ -88,13 +87,13 @@ TEST_F(RouteCalculatorTest, Ipv6BlockAndBorrowedIp) {
 }
 
 TEST_F(RouteCalculatorTest, VirtualAffinityGetsNoBlockRoute) {
-  calc_.OnBlockUpdate("k1", Block("10.96.100.0/26", AffinityType::kVirtual, "load-balancer"));
+  calc_.OnBlockUpdate(Block("10.96.100.0/26", AffinityType::kVirtual, "load-balancer"));
   EXPECT_TRUE(calc_.desired().empty());
 }
 
 TEST_F(RouteCalculatorTest, NullAffinityGetsOnlyPerIpRoutes) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kNone, "",
-                                  {{4, "host-b"}, {6, "host-c"}, {8, ""}}));
+  calc_.OnBlockUpdate(
+      Block("10.244.2.0/26", AffinityType::kNone, "", {{4, "host-b"}, {6, "host-c"}, {8, ""}}));
   EXPECT_FALSE(Via("10.244.2.0/26"));
   EXPECT_EQ(Via("10.244.2.4/32"), A("10.99.0.2"));
   EXPECT_EQ(Via("10.244.2.6/32"), A("10.99.0.3"));
@@ -103,29 +102,29 @@ TEST_F(RouteCalculatorTest, NullAffinityGetsOnlyPerIpRoutes) {
 
 TEST_F(RouteCalculatorTest, DeletedBlockGetsNothing) {
   auto b = Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}});
-  calc_.OnBlockUpdate("k1", b);
+  calc_.OnBlockUpdate(b);
   EXPECT_EQ(calc_.desired().size(), 2u);
   b.deleted = true;
-  calc_.OnBlockUpdate("k1", b);
+  calc_.OnBlockUpdate(b);
   EXPECT_TRUE(calc_.desired().empty());
 }
 
 TEST_F(RouteCalculatorTest, PeerOfOtherFamilyRoutesNothing) {
   calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-d", Family::kV4, A("fd00:99::4"));
-  calc_.OnBlockUpdate("k1", Block("10.244.4.0/26", AffinityType::kHost, "host-d"));
+  calc_.OnBlockUpdate(Block("10.244.4.0/26", AffinityType::kHost, "host-d"));
   EXPECT_TRUE(calc_.desired().empty());
-  calc_.OnBlockUpdate("k6", Block("fd00:10:244:4::/122", AffinityType::kHost, "host-c"));
+  calc_.OnBlockUpdate(Block("fd00:10:244:4::/122", AffinityType::kHost, "host-c"));
   EXPECT_TRUE(calc_.desired().empty()) << "host-c has only an IPv4 address";
 }
 
 TEST_F(RouteCalculatorTest, PeerAddressThatIsOurOwnRoutesNothing) {
   calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-x", Family::kV4, A("10.99.0.1"));
-  calc_.OnBlockUpdate("k1", Block("10.244.9.0/26", AffinityType::kHost, "host-x"));
+  calc_.OnBlockUpdate(Block("10.244.9.0/26", AffinityType::kHost, "host-x"));
   EXPECT_TRUE(calc_.desired().empty());
 }
 
 TEST_F(RouteCalculatorTest, LatePeerGetsItsRoutesThen) {
-  calc_.OnBlockUpdate("k1", Block("10.244.5.0/26", AffinityType::kHost, "host-e"));
+  calc_.OnBlockUpdate(Block("10.244.5.0/26", AffinityType::kHost, "host-e"));
   EXPECT_TRUE(calc_.desired().empty());
   ASSERT_EQ(calc_.Pending().size(), 1u);
   EXPECT_EQ(calc_.Pending()[0].node, "host-e");
@@ -134,8 +133,8 @@ TEST_F(RouteCalculatorTest, LatePeerGetsItsRoutesThen) {
 }
 
 TEST_F(RouteCalculatorTest, PeerAddressChangeMovesAllItsRoutes) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
-  calc_.OnBlockUpdate("k2", Block("10.244.3.0/26", AffinityType::kHost, "host-c", {{2, "host-b"}}));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.3.0/26", AffinityType::kHost, "host-c", {{2, "host-b"}}));
   calc_.TakeDeltas();
   calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.22"));
   EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.22"));
@@ -147,16 +146,16 @@ TEST_F(RouteCalculatorTest, PeerAddressChangeMovesAllItsRoutes) {
 }
 
 TEST_F(RouteCalculatorTest, PeerDeleteWithdrawsRoutes) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
   calc_.OnPeerDelete(PeerSource::kPeerKey, "host-b", Family::kV4);
   EXPECT_TRUE(calc_.desired().empty());
   EXPECT_EQ(calc_.pending_count(), 1u);
 }
 
 TEST_F(RouteCalculatorTest, BlockMoveMovesRoute) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
   calc_.TakeDeltas();
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-c"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-c"));
   EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.3"));
   auto deltas = calc_.TakeDeltas();
   ASSERT_EQ(deltas.size(), 1u);
@@ -164,30 +163,30 @@ TEST_F(RouteCalculatorTest, BlockMoveMovesRoute) {
 }
 
 TEST_F(RouteCalculatorTest, BlockMovedToUsRemovesRoute) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-a"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-a"));
   EXPECT_TRUE(calc_.desired().empty());
 }
 
 TEST_F(RouteCalculatorTest, OwnerChangeOfOneIpMovesOnlyThatRoute) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}}));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}}));
   calc_.TakeDeltas();
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-d"}}));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-d"}}));
   calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-d", Family::kV4, A("10.99.0.4"));
   EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.4"));
 }
 
 TEST_F(RouteCalculatorTest, UnchangedRewriteEmitsNothing) {
   auto b = Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{7, "host-c"}});
-  calc_.OnBlockUpdate("k1", b);
+  calc_.OnBlockUpdate(b);
   calc_.TakeDeltas();
   b.sequence_number++;
-  calc_.OnBlockUpdate("k1", b);
+  calc_.OnBlockUpdate(b);
   EXPECT_TRUE(calc_.TakeDeltas().empty());
 }
 
 TEST_F(RouteCalculatorTest, CalicoNodeAddressUsedWhenNoPeerKeyAndPeerKeyWins) {
-  calc_.OnBlockUpdate("k1", Block("10.244.6.0/26", AffinityType::kHost, "host-f"));
+  calc_.OnBlockUpdate(Block("10.244.6.0/26", AffinityType::kHost, "host-f"));
   calc_.OnPeerUpdate(PeerSource::kCalicoNode, "host-f", Family::kV4, A("10.99.0.6"));
   EXPECT_EQ(Via("10.244.6.0/26"), A("10.99.0.6"));
   calc_.OnPeerUpdate(PeerSource::kPeerKey, "host-f", Family::kV4, A("10.99.0.66"));
@@ -197,8 +196,8 @@ TEST_F(RouteCalculatorTest, CalicoNodeAddressUsedWhenNoPeerKeyAndPeerKeyWins) {
 }
 
 TEST_F(RouteCalculatorTest, PoolsRestrictRoutedBlocks) {
-  calc_.OnBlockUpdate("k1", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
-  calc_.OnBlockUpdate("k2", Block("10.96.0.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  calc_.OnBlockUpdate(Block("10.96.0.0/26", AffinityType::kHost, "host-b"));
   EXPECT_EQ(calc_.desired().size(), 2u) << "no pools known: everything is routable";
   calc_.OnPoolUpdate("p1", {"p1", P("10.244.0.0/16"), false, true});
   EXPECT_EQ(calc_.desired().size(), 1u);
@@ -212,11 +211,38 @@ TEST_F(RouteCalculatorTest, PoolsRestrictRoutedBlocks) {
 }
 
 TEST_F(RouteCalculatorTest, OverlappingClaimsResolveDeterministically) {
-  calc_.OnBlockUpdate("kb", Block("10.244.2.0/26", AffinityType::kHost, "host-c"));
-  calc_.OnBlockUpdate("ka", Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
-  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.2")) << "smallest block key wins";
-  calc_.OnBlockDelete("ka");
-  EXPECT_EQ(Via("10.244.2.0/26"), A("10.99.0.3"));
+  // Two overlapping blocks both hand out 10.244.2.7 to another node: the smallest block key
+  // (".../10.244.2.0-25" < ".../10.244.2.0-26") wins, whatever the order of events.
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-d", {{7, "host-c"}}));
+  calc_.OnBlockUpdate(Block("10.244.2.0/25", AffinityType::kHost, "host-d", {{7, "host-b"}}));
+  EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.2")) << "smallest block key wins";
+  auto intent = calc_.IntentFor(P("10.244.2.7/32"));
+  ASSERT_TRUE(intent);
+  EXPECT_EQ(intent->block_key, calico::BlockKey(P("10.244.2.0/25")));
+  EXPECT_EQ(intent->node, "host-b");
+  EXPECT_EQ(intent->kind, IntentKind::kBorrowedIp);
+  calc_.OnBlockDelete(P("10.244.2.0/25"));
+  EXPECT_EQ(Via("10.244.2.7/32"), A("10.99.0.3"));
+  calc_.OnBlockDelete(P("10.244.2.0/26"));
+  EXPECT_FALSE(Via("10.244.2.7/32"));
+  EXPECT_EQ(calc_.block_count(), 0u);
+}
+
+TEST_F(RouteCalculatorTest, StatusViewNamesNodeAndBlockOfEveryPrefix) {
+  calc_.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b", {{3, "host-e"}}));
+  auto intent = calc_.IntentFor(P("10.244.2.0/26"));
+  ASSERT_TRUE(intent);
+  EXPECT_EQ(intent->node, "host-b");
+  EXPECT_EQ(intent->block_key, "/calico/ipam/v2/assignment/ipv4/block/10.244.2.0-26");
+  EXPECT_EQ(intent->kind, IntentKind::kBlock);
+  auto pending = calc_.Pending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].dst, P("10.244.2.3/32"));
+  EXPECT_EQ(pending[0].node, "host-e");
+  EXPECT_EQ(pending[0].block_key, "/calico/ipam/v2/assignment/ipv4/block/10.244.2.0-26");
+  auto peers = calc_.Peers();
+  EXPECT_EQ(peers.size(), 2u) << "host-b and host-c; host-e has no address";
+  EXPECT_EQ(peers["host-b"].second, A("fd00:99::2"));
 }
 
 }  // namespace

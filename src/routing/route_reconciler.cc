@@ -48,8 +48,8 @@ void RouteReconciler::ClearRetry(const net::IpPrefix& dst) {
   retry_.erase(it);
 }
 
-void RouteReconciler::Assign(std::unordered_map<net::IpPrefix, net::Route>& table,
-                             const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+void RouteReconciler::Assign(RouteTable& table, const net::IpPrefix& dst,
+                             const std::optional<net::Route>& route) {
   bool matched = Matches(dst);
   if (route) {
     table[dst] = *route;
@@ -73,7 +73,7 @@ void RouteReconciler::OnDatastoreSynced() { datastore_synced_ = true; }
 void RouteReconciler::OnDataplaneDump(const std::vector<net::Route>& owned) {
   VCRA_CHECK(outstanding_.empty());
   ++stats_.dumps;
-  std::unordered_map<net::IpPrefix, net::Route> dumped;
+  RouteTable dumped;
   dumped.reserve(owned.size());
   for (const auto& r : owned) dumped[r.dst] = r;
   if (dataplane_known_) {

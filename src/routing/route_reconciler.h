@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "net/ip.h"
 #include "net/route_op.h"
+#include "routing/route_table.h"
 
 namespace vcra::routing {
 
@@ -91,8 +92,8 @@ class RouteReconciler {
   // Prefixes whose upsert a foreign route refused (see ALREADY_EXISTS above).
   size_t conflicting_count() const { return conflicting_count_; }
   const ReconcilerStats& stats() const { return stats_; }
-  const std::unordered_map<net::IpPrefix, net::Route>& desired() const { return desired_; }
-  const std::unordered_map<net::IpPrefix, net::Route>& actual() const { return actual_; }
+  const RouteTable& desired() const { return desired_; }
+  const RouteTable& actual() const { return actual_; }
   // The last error for each failing prefix (conflicts not included).
   std::map<net::IpPrefix, std::string> Failures() const;
   // The last error for each conflicting prefix.
@@ -116,8 +117,7 @@ class RouteReconciler {
 
   void MarkDirty(const net::IpPrefix& dst);
   // Sets or erases `dst` in `table` (desired_ or actual_), keeping programmed_matching_ exact.
-  void Assign(std::unordered_map<net::IpPrefix, net::Route>& table, const net::IpPrefix& dst,
-              const std::optional<net::Route>& route);
+  void Assign(RouteTable& table, const net::IpPrefix& dst, const std::optional<net::Route>& route);
   bool Matches(const net::IpPrefix& dst) const;
   // Drops the retry state of `dst`, keeping conflicting_count_ exact.
   void ClearRetry(const net::IpPrefix& dst);
@@ -126,8 +126,8 @@ class RouteReconciler {
   bool datastore_synced_ = false;
   bool dataplane_known_ = false;
   uint64_t next_seq_ = 1;
-  std::unordered_map<net::IpPrefix, net::Route> desired_;
-  std::unordered_map<net::IpPrefix, net::Route> actual_;
+  RouteTable desired_;
+  RouteTable actual_;
   size_t programmed_matching_ = 0;  // |{p : desired_[p] == actual_[p]}|
   std::set<net::IpPrefix> dirty_;   // ordered: batches are deterministic
   std::unordered_map<uint64_t, Outstanding> outstanding_;
