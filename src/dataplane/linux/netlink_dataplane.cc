@@ -75,6 +75,7 @@ Status NetlinkDataplane::ValidateConfig(const NetlinkDataplaneConfig& config) {
 Status NetlinkDataplane::Connect() {
   RETURN_IF_ERROR(ValidateConfig(config_));
   Disconnect();
+  known_ours_.clear();  // a new connection learns ownership from its first dump again
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
   if (nl == nullptr) {
     return absl::UnavailableError(absl::StrCat("netlink socket: ", ErrnoText(errno)));
@@ -394,9 +395,11 @@ std::vector<net::Route> NetlinkDataplane::SeparateStaleMetrics(
   std::erase_if(stale_metrics_, [&](const auto& entry) { return entry.first.family() == family; });
   const uint32_t current = rtnl::KernelMetric(family, config_.route_metric);
   std::unordered_map<net::IpPrefix, net::Route> current_routes;
+  std::erase_if(known_ours_, [&](const net::IpPrefix& dst) { return dst.family() == family; });
   for (size_t i = 0; i < routes.size(); ++i) {
     if (metrics[i] == current) {
       current_routes.emplace(routes[i].dst, routes[i]);
+      known_ours_.insert(routes[i].dst);
     } else {
       stale_metrics_[routes[i].dst].push_back(metrics[i]);
     }
@@ -436,8 +439,13 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
       results[i].status = std::move(refused);
       continue;
     }
-    // An upsert first creates exclusively: it can never take a key over, whoever holds it.
-    writes.push_back({i, ops[i].type == OpType::kUpsert ? WriteKind::kCreate : WriteKind::kDelete});
+    // An upsert of a key not known to be ours creates exclusively: it can never take a key
+    // over, whoever holds it.
+    WriteKind kind = WriteKind::kDelete;
+    if (ops[i].type == OpType::kUpsert) {
+      kind = known_ours_.contains(ops[i].route.dst) ? WriteKind::kReplace : WriteKind::kCreate;
+    }
+    writes.push_back({i, kind});
   }
   SendWrites(writes, ops, results);
 
@@ -449,7 +457,21 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
   }
   if (!contested.empty()) ResolveContested(contested, ops, results);
   if (!stale_metrics_.empty()) RemoveStaleMetrics(ops, results);
+  RememberOwnership(ops, results);
   return results;
+}
+
+void NetlinkDataplane::RememberOwnership(std::span<const RouteOp> ops,
+                                         const std::vector<OpResult>& results) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const net::IpPrefix& dst = ops[i].route.dst;
+    if (ops[i].type == OpType::kUpsert && results[i].status.ok()) {
+      known_ours_.insert(dst);
+    } else if (ops[i].type == OpType::kDelete || absl::IsAlreadyExists(results[i].status)) {
+      // Deleted, or held by a foreign route: the next upsert creates exclusively again.
+      known_ours_.erase(dst);
+    }
+  }
 }
 
 void NetlinkDataplane::RemoveStaleMetrics(std::span<const RouteOp> ops,
@@ -549,6 +571,7 @@ void NetlinkDataplane::ResolveContested(std::span<const size_t> contested,
       if (ops[i].route.dst.family() == family) wanted.insert(ops[i].route.dst);
     }
     if (wanted.empty()) continue;
+    ++holder_lookups_;
     StatusOr<std::unordered_map<net::IpPrefix, rtnl::RouteEntry>> holders =
         FindKeyHolders(family, wanted);
     for (size_t i : contested) {
