@@ -61,10 +61,15 @@ vpp_dir() { echo "$CLUSTER_TMP/vpp-$1"; }
 vpp_api_socket() { echo "$CLUSTER_TMP/vpp-$1.sock"; }
 vpp_shm_prefix() { echo "$CL-h$1"; }
 
-# vppctl_host <host> <cli command...> (bounded: a VPP that hangs must not hang the caller)
+# vppctl_host <host> <cli command...> (bounded: a VPP that hangs must not hang the caller).
+# VPP's CLI ends its lines with CR LF; the CRs are dropped so that patterns anchored at the end
+# of a line match.
 vppctl_host() {
   local i=$1; shift
-  timeout 10 "$(vppctl_bin)" -s "$(vpp_dir "$i")/cli.sock" "$@"
+  local rc
+  timeout 10 "$(vppctl_bin)" -s "$(vpp_dir "$i")/cli.sock" "$@" | tr -d '\r'
+  rc=${PIPESTATUS[0]}
+  return "$rc"
 }
 
 # vpp_host_wiring <host>: the data veths of host i (called by cluster_up in real-VPP mode).
@@ -196,15 +201,16 @@ vpp_stop() {
 # vpp_agent_routes <host>: the routes of the agent's FIB source in host i's VPP, one line each
 # ("<prefix> via <next hop> <interface>"), IPv4 then IPv6. VPP's own words, filtered: the rest
 # of its FIB (connected, local, multicast, special entries) is not the agent's. "show ip fib"
-# names no sources; "show ip fib <prefix>" does, so every prefix is shown in one "exec" run.
+# names no sources; "show ip fib <prefix>" does, so every prefix is shown on its own (one vppctl
+# each: VPP prints what an "exec" script shows on its own stdout, not to the CLI client).
 vpp_agent_routes() {
-  local i=$1 fam cmds
-  cmds="$(vpp_dir "$i")/show-fib.cli"
+  local i=$1 fam prefix
   for fam in ip ip6; do
-    vppctl_host "$i" show "$fam" fib 2>/dev/null |
-      awk -v f="$fam" '/^[0-9a-f.:]+\/[0-9]+$/ { print "show " f " fib " $1 }' >"$cmds"
-    [[ -s $cmds ]] || continue
-    vppctl_host "$i" exec "$cmds" 2>/dev/null | vpp_fib_filter_source vpp-calico-route-agent
+    for prefix in $(vppctl_host "$i" show "$fam" fib 2>/dev/null |
+      awk '/^[0-9a-f.:]+\/[0-9]+$/ { print $1 }'); do
+      vppctl_host "$i" show "$fam" fib "$prefix" 2>/dev/null | vpp_fib_exact "$prefix" |
+        vpp_fib_filter_source vpp-calico-route-agent
+    done
   done
 }
 

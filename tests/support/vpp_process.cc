@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kDirPrefix = "vcra-vpp-";
+constexpr const char* kStartupDoneTag = "vcra-startup-done";
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -219,6 +220,9 @@ StatusOr<std::unique_ptr<VppProcess>> VppProcess::Start(VppProcessOptions option
   {
     std::ofstream cli(vpp->dir_ + "/setup.cli");
     for (const auto& line : vpp->options_.startup_cli) cli << line << "\n";
+    // VPP runs its startup CLI about 2 s after its CLI socket answers (and stops at a line it
+    // cannot parse): this last line marks "the whole startup CLI ran" for WaitReady.
+    cli << "set interface tag local0 " << kStartupDoneTag << "\n";
   }
   std::ofstream conf(vpp->startup_conf_);
   const std::string& d = vpp->dir_;
@@ -273,13 +277,14 @@ Status VppProcess::WaitReady() {
       pid_ = -1;
       return absl::UnavailableError("VPP exited during startup");
     }
-    if (access(api_socket_.c_str(), F_OK) == 0 && access(cli_socket_.c_str(), F_OK) == 0 &&
-        Cli("show version").ok()) {
-      return absl::OkStatus();
+    if (access(api_socket_.c_str(), F_OK) == 0 && access(cli_socket_.c_str(), F_OK) == 0) {
+      auto tag = Cli("show interface local0 tag");
+      if (tag.ok() && absl::StrContains(*tag, kStartupDoneTag)) return absl::OkStatus();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return absl::DeadlineExceededError("VPP did not answer on its CLI socket in time");
+  return absl::DeadlineExceededError(
+      "VPP did not answer on its CLI socket, or did not finish its startup CLI, in time");
 }
 
 bool VppProcess::IsRunning() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }

@@ -47,7 +47,8 @@ class VppProcess {
   // vppctl. Tests print it with GTEST_SKIP.
   static std::string UnavailableReason(const VppProcessOptions& options = {});
 
-  // Starts VPP and waits until its CLI answers and its API socket exists.
+  // Starts VPP and waits until its API socket exists and its startup CLI has run (the last line
+  // of setup.cli tags local0 "vcra-startup-done"; a line VPP cannot parse times the wait out).
   static StatusOr<std::unique_ptr<VppProcess>> Start(VppProcessOptions options = {});
 
   ~VppProcess();

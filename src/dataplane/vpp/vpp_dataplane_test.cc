@@ -557,7 +557,9 @@ class VppConformance : public ::testing::TestWithParam<Backend> {
     UplinkConfig u;
     u.name = "loop0";
     u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
-    st = dp->EnsureUplink(u);
+    // A real VPP runs its startup CLI (which creates loop0) about 2 s after it starts answering
+    // on its API socket: retry, bounded, until the interface exists.
+    WaitFor([&] { return (st = dp->EnsureUplink(u)).ok(); });
     EXPECT_TRUE(st.ok()) << st;
     return dp;
   }
