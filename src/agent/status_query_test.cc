@@ -119,7 +119,7 @@ class SelectRoutesTest : public ::testing::Test {
     b.cidr = P(cidr);
     b.affinity_type = calico::AffinityType::kHost;
     b.affinity_name = host;
-    calculator_.OnBlockUpdate(calico::BlockKey(b.cidr), b);
+    calculator_.OnBlockUpdate(b);
   }
   AgentStatus Select(const Params& params) {
     auto q = ParseStatusQuery(params);

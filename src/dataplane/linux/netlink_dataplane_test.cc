@@ -551,7 +551,7 @@ TEST_F(NetlinkDataplaneTest, GatewayChangesOfManyRoutesReplaceOurs) {
   for (const std::string gateway : {"10.99.0.3", "10.99.0.4"}) {
     std::vector<net::Route> want;
     for (RouteOp& op : ops) {
-      op.route.gateway = Ip(gateway);
+      op.route.gateway = Ip(gateway.c_str());
       want.push_back(op.route);
     }
     ExpectAllOk(dp_->Apply(ops), ops);
