@@ -4,7 +4,7 @@
 // keys and/or Calico Node resources) and IP pools. Output is a stream of per-prefix deltas
 // (TakeDeltas): a prefix now wants a route, wants a different next hop, or wants none.
 //
-// Rules (SPEC.md "Routes"):
+// Rules (docs/design.md, "Route calculation"):
 //   - block affine to host:H, H not us, peer(H) known           -> block via peer(H)
 //   - allocation owned by node N, N != block's affine host, N not us -> /32 or /128 via peer(N),
 //     for every block, our own included (the borrowed-IP rule)
