@@ -292,8 +292,9 @@ Status ResolveUplink(Options& o, const RawFlags& raw) {
 Status CheckListeners(const Options& o) {
   if (!o.http_listen.empty()) RETURN_IF_ERROR(ParseHostPort(o.http_listen).status());
   if (!o.metrics_listen.empty()) {
-    RETURN_IF_ERROR(ParseHostPort(o.metrics_listen).status());
-    if (o.metrics_listen == o.http_listen)
+    ASSIGN_OR_RETURN(auto metrics, ParseHostPort(o.metrics_listen));
+    // Compared parsed, so that "[127.0.0.1]:9743" is seen to be "127.0.0.1:9743".
+    if (!o.http_listen.empty() && metrics == *ParseHostPort(o.http_listen))
       return absl::InvalidArgumentError("--metrics-listen must differ from --http-listen");
   }
   return absl::OkStatus();

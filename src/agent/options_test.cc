@@ -113,7 +113,14 @@ TEST(OptionsTest, MetricsListenerIsOffByDefaultAndChecked) {
   EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "[::1]:99999"}).ok());
   EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "127.0.0.1:9743"}).ok())
       << "the same address as --http-listen would serve /status there";
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--metrics-listen", "[127.0.0.1]:9743"}).ok())
+      << "the same address, bracketed";
   EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--http-listen", "nonsense"}).ok());
+  // The DaemonSet writes "[$(HOST_IP)]:9744", which must work for either family of node address.
+  for (const char* listen : {"[10.99.0.1]:9744", "[fd00:99::1]:9744"}) {
+    o = Parse({"--nodename", "a", "--dry-run", "--metrics-listen", listen});
+    EXPECT_TRUE(o.ok()) << listen << ": " << o.status();
+  }
 }
 
 TEST(OptionsTest, StatusSubcommandFiltersAreCheckedLikeTheEndpointChecksThem) {
