@@ -127,9 +127,18 @@ vpp_pod_addr_del() {
   fi
 }
 
-# vpp_start <host>: start host i's VPP and wait until its CLI shows the pod interface up (the
-# startup CLI has run; an unknown interface would only be echoed in an error message).
+# vpp_start <host>...: start the VPPs of these hosts together, then wait until each one's CLI
+# shows its pod interface up (its startup CLI has run; an unknown interface would only be echoed
+# in an error message). VPP runs its startup CLI about 2 s after it starts: started together,
+# three VPPs are ready in the time of one.
 vpp_start() {
+  local i
+  for i in "$@"; do vpp_launch "$i"; done
+  for i in "$@"; do vpp_wait_ready "$i" || return 1; done
+}
+
+# vpp_launch <host>: write host i's startup files and start its VPP (no wait).
+vpp_launch() {
   local i=$1 dir
   dir=$(vpp_dir "$i")
   mkdir -p "$dir"
@@ -140,8 +149,9 @@ vpp_start() {
     printf 'create host-interface name pod0 hw-addr 02:fe:00:00:%02x:02 %s\n' "$i" "$ring"
     echo "set interface ip address host-pod0 169.254.1.1/32"
     echo "set interface ip address host-pod0 fe80::1/128"
-    echo "set interface state host-pod0 up"
     cat "$dir.pods.cli"
+    # Last: "host-pod0 up" is what vpp_wait_ready waits for (the whole startup CLI has run).
+    echo "set interface state host-pod0 up"
   } >"$dir/setup.cli"
   cat >"$dir/startup.conf" <<CONF
 unix {
@@ -170,8 +180,13 @@ CONF
   # "ip netns exec" execs VPP, so $! is VPP itself (not a subshell of on_host).
   ip netns exec "$CL-h$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
   VPP_PIDS[$i]=$!
-  local _
-  for _ in $(seq 1 100); do
+}
+
+# vpp_wait_ready <host>: wait (bounded) until host i's VPP has run its startup CLI.
+vpp_wait_ready() {
+  local i=$1 dir _
+  dir=$(vpp_dir "$i")
+  for _ in $(seq 1 150); do
     if ! kill -0 "${VPP_PIDS[$i]}" 2>/dev/null; then break; fi
     if [[ -S $(vpp_api_socket "$i") ]] &&
       vppctl_host "$i" show interface host-pod0 2>/dev/null | grep -Eq '^host-pod0 +[0-9]+ +up'; then

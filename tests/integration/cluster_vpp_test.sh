@@ -19,7 +19,7 @@ started=$SECONDS
 
 cluster_up 3 || { echo "cannot build the namespace cluster"; exit 1; }
 etcd_up || exit 1
-for i in 1 2 3; do vpp_start "$i" || exit 1; done
+vpp_start 1 2 3 || exit 1
 
 # --- agents 1 and 2 start on an EMPTY etcd
 agent_start 1; agent_start 2
