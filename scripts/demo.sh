@@ -129,6 +129,11 @@ wait_programmed 1 10.244.3.0/26 none && wait_programmed 1 fd00:10:244:2::/122 fd
 show_routes
 ping_gone 1 10.244.3.5
 
+if real_vpp; then
+  step "the VPPs at rest: share of one core each over 2 s (poll-sleep-usec $VPP_POLL_SLEEP_USEC)"
+  echo "    $(vpp_cpu_report 2 1 2 3)"
+fi
+
 step "what the agent on host-1 says it programmed, and why"
 agent_status 1
 

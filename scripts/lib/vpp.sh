@@ -204,6 +204,24 @@ vpp_wait_ready() {
   return 1
 }
 
+# vpp_cpu_report <seconds> <host>...: what each host's VPP used of one core over that window,
+# printed (not judged: the machine is shared, so it is information, not a check).
+vpp_cpu_report() {
+  local secs=$1 tck i; shift
+  tck=$(getconf CLK_TCK)
+  local -A before=()
+  for i in "$@"; do
+    before[$i]=$(awk '{ print $14 + $15 }' "/proc/${VPP_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+  done
+  sleep "$secs"
+  local line="" after
+  for i in "$@"; do
+    after=$(awk '{ print $14 + $15 }' "/proc/${VPP_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+    line+="${line:+, }host-$i $(((after - before[$i]) * 100 / (tck * secs)))%"
+  done
+  echo "$line"
+}
+
 # vpp_stop <host> [signal]: stop host i's VPP (SIGTERM, SIGKILL after 5 s) and remove what it
 # leaves behind (a killed VPP does not unlink its shared memory).
 vpp_stop() {

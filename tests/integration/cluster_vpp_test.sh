@@ -199,4 +199,5 @@ check "the CLI-source route still forwards (host-1's pod pings 10.244.200.5 on h
   wait_ping 1 10.244.200.5
 
 echo "# real-VPP cluster scenarios took $((SECONDS - started)) s"
+echo "# the VPPs at rest, share of one core over 2 s: $(vpp_cpu_report 2 1 2 3)"
 finish_checks
