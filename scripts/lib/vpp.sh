@@ -227,10 +227,14 @@ vpp_cpu_report() {
 vpp_stop() {
   local i=$1 sig=${2:-TERM} pid=${VPP_PIDS[$1]:-}
   if [[ -n $pid ]]; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    # In braces with stderr dropped: bash's notice of a killed background job ("Killed") is
+    # printed wherever it reaps the job, inside the loop or the wait.
+    {
+      kill "-$sig" "$pid" || true
+      for _ in $(seq 1 50); do kill -0 "$pid" || break; sleep 0.1; done
+      kill -KILL "$pid" || true
+      wait "$pid" || true
+    } 2>/dev/null
     unset "VPP_PIDS[$i]"
   fi
   rm -f /dev/shm/"$(vpp_shm_prefix "$i")"-* "$(vpp_api_socket "$i")"

@@ -149,8 +149,11 @@ check "released IP: the block's pod still answers" wait_ping 3 10.244.1.5
 pod_addr_del 2 10.244.1.9
 
 # --- VPP restart: an empty FIB, new message ids, a new FIB source table; the agent reconnects,
-# re-ensures its uplink and replays every route.
-vpp_stop 2
+# re-ensures its uplink and replays every route. VPP is killed (a crash: no goodbye on the API
+# socket, its shared memory left behind, which vpp_stop removes).
+vpp_stop 2 KILL
+check "VPP killed: nothing of it left in /dev/shm" \
+  bash -c "! ls /dev/shm/$(vpp_shm_prefix 2)-* >/dev/null 2>&1"
 vpp_start 2
 check "VPP restart: host-2's uplink configured again" wait_for 15 uplink_configured
 check "VPP restart: host-2's block routes are back" wait_route 2 10.244.3.0/26 10.99.0.3 30
