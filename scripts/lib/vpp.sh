@@ -66,7 +66,8 @@ vpp_dir() { echo "$CLUSTER_TMP/vpp-$1"; }
 vpp_api_socket() { echo "$CLUSTER_TMP/vpp-$1.sock"; }
 vpp_shm_prefix() { echo "$CL-h$1"; }
 
-# vppctl_host <host> <cli command...> (bounded: a VPP that hangs must not hang the caller).
+# vppctl_host <host> [cli command...] (bounded: a VPP that hangs must not hang the caller);
+# without a command, vppctl runs the commands it reads on stdin, one a line.
 # VPP's CLI ends its lines with CR LF; the CRs are dropped so that patterns anchored at the end
 # of a line match.
 vppctl_host() {
@@ -243,16 +244,16 @@ vpp_stop() {
 # vpp_agent_routes <host>: the routes of the agent's FIB source in host i's VPP, one line each
 # ("<prefix> via <next hop> <interface>"), IPv4 then IPv6. VPP's own words, filtered: the rest
 # of its FIB (connected, local, multicast, special entries) is not the agent's. "show ip fib"
-# names no sources; "show ip fib <prefix>" does, so every prefix is shown on its own (one vppctl
-# each: VPP prints what an "exec" script shows on its own stdout, not to the CLI client).
+# names no sources; "show ip fib <prefix>" does, so every prefix is asked about on its own, all
+# of them in one vppctl per family (it runs the commands it reads on stdin): one vppctl per
+# prefix took seconds on a loaded machine. Each prefix is one the FIB listed, so each answer is
+# that very entry.
 vpp_agent_routes() {
-  local i=$1 fam prefix
+  local i=$1 fam
   for fam in ip ip6; do
-    for prefix in $(vppctl_host "$i" show "$fam" fib 2>/dev/null |
-      awk '/^[0-9a-f.:]+\/[0-9]+$/ { print $1 }'); do
-      vppctl_host "$i" show "$fam" fib "$prefix" 2>/dev/null | vpp_fib_exact "$prefix" |
-        vpp_fib_filter_source vpp-calico-route-agent
-    done
+    vppctl_host "$i" show "$fam" fib 2>/dev/null |
+      awk -v fam="$fam" '/^[0-9a-f.:]+\/[0-9]+$/ { print "show " fam " fib " $1 }' |
+      vppctl_host "$i" 2>/dev/null | vpp_fib_filter_source vpp-calico-route-agent
   done
 }
 
