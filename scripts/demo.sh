@@ -65,13 +65,22 @@ ping_check() {
   # A few tries: VPP drops the packet that makes it resolve a neighbour (the kernel queues it).
   if wait_ping "$1" "$2" 6; then echo "    host-$1 -> $2: reply"; else echo "    host-$1 -> $2: NO REPLY"; fi
 }
+# ping_gone <from> <to>: a ping that must go unanswered now that its route is gone.
+ping_gone() {
+  [[ $DATAPLANE == vpp ]] && ! real_vpp && return 0
+  if pod_ping "$1" "$2"; then
+    echo "    host-$1 -> $2: REPLY, but its block is deleted"
+  else
+    echo "    host-$1 -> $2: no reply (its block is deleted: no route)"
+  fi
+}
 
 step "3 hosts as network namespaces on a bridge, and a real etcd"
 cluster_down  # leftovers of an interrupted demo
 cluster_up 3 && etcd_up || exit 1
 if real_vpp; then
   step "one real VPP per host ($VPP_BIN), each host's pod in a namespace behind it"
-  for i in 1 2 3; do vpp_start "$i" || exit 1; done
+  vpp_start 1 2 3 || exit 1
   echo "    main thread only, af_packet rx in interrupt mode, small heap, buffers and rings"
   echo "    (startup.conf: $CLUSTER_TMP/vpp-1/startup.conf)"
 elif [[ $DATAPLANE == vpp ]]; then
@@ -105,6 +114,8 @@ ping_check 1 10.244.2.5
 ping_check 2 10.244.3.5
 ping_check 3 10.244.1.5
 ping_check 1 fd00:10:244:3::5
+ping_check 2 fd00:10:244:1::5
+ping_check 3 fd00:10:244:2::5
 ping_check 3 10.244.1.9
 ping_check 1 10.244.2.9
 echo "    (10.244.1.9 is in host-1's block but lives on host-2: every other host, host-1"
@@ -116,6 +127,12 @@ del_block 10.244.3.0/26
 put_block fd00:10:244:2::/122 host-3
 wait_programmed 1 10.244.3.0/26 none && wait_programmed 1 fd00:10:244:2::/122 fd00:99::3
 show_routes
+ping_gone 1 10.244.3.5
+
+if real_vpp; then
+  step "the VPPs at rest: share of one core each over 2 s (poll-sleep-usec $VPP_POLL_SLEEP_USEC)"
+  echo "    $(vpp_cpu_report 2 1 2 3)"
+fi
 
 step "what the agent on host-1 says it programmed, and why"
 agent_status 1

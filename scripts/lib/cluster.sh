@@ -231,7 +231,11 @@ pod_ping() {
   local from=$1 to=$2 src="10.244.$1.5"
   [[ $to == *:* ]] && src="fd00:10:244:$1::5"
   if real_vpp; then
-    ip netns exec "$CL-p$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1
+    # VPP drops each packet that makes it resolve a neighbour (the kernel would queue it), and
+    # a first echo can meet up to four resolutions on its way and back: one echo every 0.2 s
+    # until the first reply (-c 1), for at most 2 s (-w), rather than a lone echo and a 2 s wait
+    # for a reply that will never come.
+    ip netns exec "$CL-p$from" ping -c 1 -i 0.2 -w 2 -I "$src" "$to" >/dev/null 2>&1
     return
   fi
   on_host "$from" ping -c 1 -W 2 -I "$src" "$to" >/dev/null 2>&1

@@ -21,6 +21,11 @@
 # VPPCTL         path of vppctl; default: vppctl next to VPP_BIN
 
 declare -A VPP_PIDS=()
+# An idle VPP 26.06 with af_packet interfaces never waits in epoll (its main loop checks for
+# events again at once), so the sleep before each check is what bounds its CPU use: 1 ms keeps
+# an idle VPP near 1% of a core (100 us: ~7%), at the price of up to 1 ms per packet burst and
+# per 4 KiB read from an API socket, nothing a demo or a functional test notices.
+VPP_POLL_SLEEP_USEC=${VPP_POLL_SLEEP_USEC:-1000}
 
 vpp_plugin_dir() {
   if [[ -n ${VPP_PLUGIN_PATH:-} ]]; then echo "$VPP_PLUGIN_PATH"; return; fi
@@ -61,7 +66,8 @@ vpp_dir() { echo "$CLUSTER_TMP/vpp-$1"; }
 vpp_api_socket() { echo "$CLUSTER_TMP/vpp-$1.sock"; }
 vpp_shm_prefix() { echo "$CL-h$1"; }
 
-# vppctl_host <host> <cli command...> (bounded: a VPP that hangs must not hang the caller).
+# vppctl_host <host> [cli command...] (bounded: a VPP that hangs must not hang the caller);
+# without a command, vppctl runs the commands it reads on stdin, one a line.
 # VPP's CLI ends its lines with CR LF; the CRs are dropped so that patterns anchored at the end
 # of a line match.
 vppctl_host() {
@@ -122,9 +128,18 @@ vpp_pod_addr_del() {
   fi
 }
 
-# vpp_start <host>: start host i's VPP and wait until its CLI shows the pod interface up (the
-# startup CLI has run; an unknown interface would only be echoed in an error message).
+# vpp_start <host>...: start the VPPs of these hosts together, then wait until each one's CLI
+# shows its pod interface up (its startup CLI has run; an unknown interface would only be echoed
+# in an error message). VPP runs its startup CLI about 2 s after it starts: started together,
+# three VPPs are ready in the time of one.
 vpp_start() {
+  local i
+  for i in "$@"; do vpp_launch "$i"; done
+  for i in "$@"; do vpp_wait_ready "$i" || return 1; done
+}
+
+# vpp_launch <host>: write host i's startup files and start its VPP (no wait).
+vpp_launch() {
   local i=$1 dir
   dir=$(vpp_dir "$i")
   mkdir -p "$dir"
@@ -135,13 +150,14 @@ vpp_start() {
     printf 'create host-interface name pod0 hw-addr 02:fe:00:00:%02x:02 %s\n' "$i" "$ring"
     echo "set interface ip address host-pod0 169.254.1.1/32"
     echo "set interface ip address host-pod0 fe80::1/128"
-    echo "set interface state host-pod0 up"
     cat "$dir.pods.cli"
+    # Last: "host-pod0 up" is what vpp_wait_ready waits for (the whole startup CLI has run).
+    echo "set interface state host-pod0 up"
   } >"$dir/setup.cli"
   cat >"$dir/startup.conf" <<CONF
 unix {
   nodaemon nosyslog nocolor cli-no-banner cli-no-pager
-  poll-sleep-usec 100
+  poll-sleep-usec $VPP_POLL_SLEEP_USEC
   runtime-dir $dir
   log $dir/vpp.log
   cli-listen $dir/cli.sock
@@ -165,8 +181,13 @@ CONF
   # "ip netns exec" execs VPP, so $! is VPP itself (not a subshell of on_host).
   ip netns exec "$CL-h$i" "$VPP_BIN" -c "$dir/startup.conf" >>"$dir/stdout.log" 2>&1 &
   VPP_PIDS[$i]=$!
-  local _
-  for _ in $(seq 1 100); do
+}
+
+# vpp_wait_ready <host>: wait (bounded) until host i's VPP has run its startup CLI.
+vpp_wait_ready() {
+  local i=$1 dir _
+  dir=$(vpp_dir "$i")
+  for _ in $(seq 1 150); do
     if ! kill -0 "${VPP_PIDS[$i]}" 2>/dev/null; then break; fi
     if [[ -S $(vpp_api_socket "$i") ]] &&
       vppctl_host "$i" show interface host-pod0 2>/dev/null | grep -Eq '^host-pod0 +[0-9]+ +up'; then
@@ -184,15 +205,37 @@ CONF
   return 1
 }
 
+# vpp_cpu_report <seconds> <host>...: what each host's VPP used of one core over that window,
+# printed (not judged: the machine is shared, so it is information, not a check).
+vpp_cpu_report() {
+  local secs=$1 tck i; shift
+  tck=$(getconf CLK_TCK)
+  local -A before=()
+  for i in "$@"; do
+    before[$i]=$(awk '{ print $14 + $15 }' "/proc/${VPP_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+  done
+  sleep "$secs"
+  local line="" after
+  for i in "$@"; do
+    after=$(awk '{ print $14 + $15 }' "/proc/${VPP_PIDS[$i]}/stat" 2>/dev/null || echo 0)
+    line+="${line:+, }host-$i $(((after - before[$i]) * 100 / (tck * secs)))%"
+  done
+  echo "$line"
+}
+
 # vpp_stop <host> [signal]: stop host i's VPP (SIGTERM, SIGKILL after 5 s) and remove what it
 # leaves behind (a killed VPP does not unlink its shared memory).
 vpp_stop() {
   local i=$1 sig=${2:-TERM} pid=${VPP_PIDS[$1]:-}
   if [[ -n $pid ]]; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    # In braces with stderr dropped: bash's notice of a killed background job ("Killed") is
+    # printed wherever it reaps the job, inside the loop or the wait.
+    {
+      kill "-$sig" "$pid" || true
+      for _ in $(seq 1 50); do kill -0 "$pid" || break; sleep 0.1; done
+      kill -KILL "$pid" || true
+      wait "$pid" || true
+    } 2>/dev/null
     unset "VPP_PIDS[$i]"
   fi
   rm -f /dev/shm/"$(vpp_shm_prefix "$i")"-* "$(vpp_api_socket "$i")"
@@ -201,16 +244,16 @@ vpp_stop() {
 # vpp_agent_routes <host>: the routes of the agent's FIB source in host i's VPP, one line each
 # ("<prefix> via <next hop> <interface>"), IPv4 then IPv6. VPP's own words, filtered: the rest
 # of its FIB (connected, local, multicast, special entries) is not the agent's. "show ip fib"
-# names no sources; "show ip fib <prefix>" does, so every prefix is shown on its own (one vppctl
-# each: VPP prints what an "exec" script shows on its own stdout, not to the CLI client).
+# names no sources; "show ip fib <prefix>" does, so every prefix is asked about on its own, all
+# of them in one vppctl per family (it runs the commands it reads on stdin): one vppctl per
+# prefix took seconds on a loaded machine. Each prefix is one the FIB listed, so each answer is
+# that very entry.
 vpp_agent_routes() {
-  local i=$1 fam prefix
+  local i=$1 fam
   for fam in ip ip6; do
-    for prefix in $(vppctl_host "$i" show "$fam" fib 2>/dev/null |
-      awk '/^[0-9a-f.:]+\/[0-9]+$/ { print $1 }'); do
-      vppctl_host "$i" show "$fam" fib "$prefix" 2>/dev/null | vpp_fib_exact "$prefix" |
-        vpp_fib_filter_source vpp-calico-route-agent
-    done
+    vppctl_host "$i" show "$fam" fib 2>/dev/null |
+      awk -v fam="$fam" '/^[0-9a-f.:]+\/[0-9]+$/ { print "show " fam " fib " $1 }' |
+      vppctl_host "$i" 2>/dev/null | vpp_fib_filter_source vpp-calico-route-agent
   done
 }
 

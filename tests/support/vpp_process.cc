@@ -195,6 +195,10 @@ StatusOr<std::unique_ptr<VppProcess>> VppProcess::Start(VppProcessOptions option
   } else if (access(absl::StrCat("/run/netns/", options.netns).c_str(), F_OK) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("no network namespace ", options.netns));
   }
+  if (options.poll_sleep_usec <= 0) {
+    return absl::InvalidArgumentError(
+        "poll_sleep_usec must be positive: without it an idle VPP spins on a core");
+  }
   if (std::string why = UnavailableReason(options); !why.empty()) {
     return absl::FailedPreconditionError(why);
   }
@@ -229,7 +233,7 @@ StatusOr<std::unique_ptr<VppProcess>> VppProcess::Start(VppProcessOptions option
   // Why each line: docs/design.md, "Real VPP in the demo and the tests".
   conf << "unix {\n"
        << "  nodaemon nosyslog nocolor cli-no-banner cli-no-pager\n"
-       << "  poll-sleep-usec 100\n"
+       << "  poll-sleep-usec " << vpp->options_.poll_sleep_usec << "\n"
        << "  runtime-dir " << d << "\n"
        << "  log " << d << "/vpp.log\n"
        << "  cli-listen " << vpp->cli_socket_ << "\n"

@@ -39,6 +39,11 @@ struct VppProcessOptions {
   // CLI commands VPP runs at startup, e.g. {"create loopback interface"}.
   std::vector<std::string> startup_cli;
   std::chrono::seconds ready_timeout{30};
+  // VPP's "unix { poll-sleep-usec }": how long its main loop sleeps before each check for
+  // events. An idle VPP 26.06 with af_packet interfaces never waits in epoll, so this is what
+  // bounds its CPU use: 100 us costs ~7% of a core idle (the benchmark's setting, which its
+  // figures assume), 1000 us ~1% (tests and the demo, where API throughput does not matter).
+  int poll_sleep_usec = 100;
 };
 
 class VppProcess {

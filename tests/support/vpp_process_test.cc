@@ -7,7 +7,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -34,6 +36,31 @@ TEST(VppProcess, RefusesAfPacketOutsideATestNamespace) {
   EXPECT_EQ(vpp.status().code(), absl::StatusCode::kInvalidArgument) << vpp.status();
 }
 
+TEST(VppProcess, RefusesToBusyPoll) {
+  VppProcessOptions o;
+  o.poll_sleep_usec = 0;
+  auto vpp = VppProcess::Start(o);
+  ASSERT_FALSE(vpp.ok());
+  EXPECT_EQ(vpp.status().code(), absl::StatusCode::kInvalidArgument) << vpp.status();
+}
+
+// A network namespace of the test's own, deleted when the test ends (even when it fails).
+class ScopedNetns {
+ public:
+  explicit ScopedNetns(std::string name) : name_(std::move(name)) {
+    ok_ = std::system(absl::StrCat("ip netns add ", name_).c_str()) == 0;
+  }
+  ~ScopedNetns() {
+    if (ok_) (void)!std::system(absl::StrCat("ip netns delete ", name_, " 2>/dev/null").c_str());
+  }
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
 TEST(VppProcess, ReportsWhyItCannotStart) {
   VppProcessOptions o;
   o.vpp_bin = "/nonexistent/vpp";
@@ -47,7 +74,16 @@ TEST(VppProcess, StartsAnswersRestartsAndCleansUp) {
   if (std::string why = VppProcess::UnavailableReason(); !why.empty()) {
     GTEST_SKIP() << "SKIPPED: " << why;
   }
+  // Test addresses live only in namespaces the test makes (as root); without root, VPP runs in
+  // the test's own namespace, where its loopback is VPP's alone (no kernel interface).
+  std::unique_ptr<ScopedNetns> netns;
   VppProcessOptions o;
+  if (geteuid() == 0) {
+    netns = std::make_unique<ScopedNetns>(absl::StrCat("vcra-vppproc-", getpid()));
+    ASSERT_TRUE(netns->ok());
+    o.netns = netns->name();
+  }
+  o.poll_sleep_usec = 1000;
   o.startup_cli = {"create loopback interface", "set interface state loop0 up",
                    "set interface ip address loop0 172.16.0.1/24"};
   auto started = VppProcess::Start(o);
@@ -84,12 +120,9 @@ TEST(VppProcess, RunsInsideANamespaceWithAnAfPacketInterface) {
     GTEST_SKIP() << "SKIPPED: " << why;
   }
   if (geteuid() != 0) GTEST_SKIP() << "SKIPPED: creating a network namespace needs root";
-  const std::string ns = absl::StrCat("vcra-vpptest-", getpid());
-  ASSERT_EQ(std::system(absl::StrCat("ip netns add ", ns).c_str()), 0);
-  struct NsGuard {
-    std::string ns;
-    ~NsGuard() { std::system(("ip netns delete " + ns + " 2>/dev/null").c_str()); }
-  } guard{ns};
+  ScopedNetns netns(absl::StrCat("vcra-vpptest-", getpid()));
+  ASSERT_TRUE(netns.ok());
+  const std::string& ns = netns.name();
   ASSERT_EQ(
       std::system(absl::StrCat("ip -n ", ns, " link add vpp0 type veth peer name k0 && ip -n ", ns,
                                " link set vpp0 up && ip -n ", ns, " link set k0 up")
@@ -97,6 +130,7 @@ TEST(VppProcess, RunsInsideANamespaceWithAnAfPacketInterface) {
       0);
   VppProcessOptions o;
   o.netns = ns;
+  o.poll_sleep_usec = 1000;
   // Small rings: VPP's defaults reserve 64 KiB tx frames for GSO (see docs/design.md).
   o.startup_cli = {
       "create host-interface name vpp0 hw-addr 02:fe:00:00:00:01 rx-size 2048 "

@@ -1,21 +1,17 @@
 #include "dataplane/vpp/vpp_dataplane.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "dataplane/vpp/sim/vpp_sim.h"
 #include "dataplane/vpp/vpp_client.h"
+#include "tests/support/vpp_process.h"
 #include "tests/support/wait.h"
 
 namespace vcra::dataplane::vpp {
@@ -443,75 +439,34 @@ TEST_F(VppDataplaneTest, ApplyBeforeConnectOrUplink) {
 // Whatever a real VPP does here, the simulator must do too (timings aside): this is where the
 // simulator learns from VPP.
 
-// A real VPP in a network namespace of its own (never the machine's), with a private run
-// directory, a loopback uplink (loop0, sw_if_index 1), no workers, af_packet and ping only.
+// A real VPP (tests/support VppProcess) in a network namespace of its own, never the
+// machine's: a private run directory, a loopback uplink (loop0, sw_if_index 1), main thread only,
+// af_packet and ping only, and a main loop that sleeps 1 ms between passes (the machine is
+// shared; nothing here measures speed).
 class RealVpp {
  public:
-  ~RealVpp() { Stop(); }
-  Status Start(const std::string& bin) {
-    std::string tag = std::to_string(::getpid());
-    netns_ = "vcra-test-vpp-" + tag;
-    dir_ = "/tmp/vcra-realvpp-" + tag;
-    std::filesystem::create_directories(dir_);
-    if (std::system(("ip netns add " + netns_).c_str()) != 0) {
-      netns_.clear();
-      return absl::UnavailableError("ip netns add failed");
+  ~RealVpp() {
+    vpp_.reset();  // before the namespace it runs in
+    if (!netns_.empty()) (void)!std::system(("ip netns delete " + netns_ + " 2>/dev/null").c_str());
+  }
+  Status Start() {
+    std::string name = "vcra-conf-vpp-" + std::to_string(::getpid());
+    if (std::system(("ip netns add " + name).c_str()) != 0) {
+      return absl::UnavailableError("ip netns add " + name + " failed");
     }
-    std::ofstream(dir_ + "/setup.cli") << "create loopback interface\n";
-    std::ofstream(dir_ + "/startup.conf")
-        << "unix { nodaemon runtime-dir " << dir_ << " log " << dir_ << "/vpp.log cli-listen "
-        << dir_ << "/cli.sock startup-config " << dir_ << "/setup.cli poll-sleep-usec 100 }\n"
-        << "socksvr { socket-name " << dir_ << "/api.sock }\n"
-        << "api-segment { prefix vcra" << tag << " }\n"
-        << "buffers { buffers-per-numa 16384 page-size 4k }\n"
-        << "statseg { socket-name " << dir_ << "/stats.sock page-size 4k }\n"
-        << "memory { main-heap-size 512M main-heap-page-size 4k }\n"
-        << "plugins { plugin default { disable } plugin af_packet_plugin.so { enable } "
-           "plugin ping_plugin.so { enable } }\n"
-        << "cpu { }\n";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // `ip netns exec` execs VPP itself: pid_ is VPP's pid.
-      std::string conf = dir_ + "/startup.conf";
-      ::execlp("ip", "ip", "netns", "exec", netns_.c_str(), bin.c_str(), "-c", conf.c_str(),
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    if (!WaitFor([&] { return std::filesystem::exists(api_socket()); })) {
-      return absl::UnavailableError("VPP did not create its API socket (see " + dir_ + "/vpp.log)");
-    }
+    netns_ = name;
+    vcra::testing::VppProcessOptions o;
+    o.netns = netns_;
+    o.poll_sleep_usec = 1000;
+    o.startup_cli = {"create loopback interface"};
+    ASSIGN_OR_RETURN(vpp_, vcra::testing::VppProcess::Start(o));
     return absl::OkStatus();
   }
-  void Stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      bool gone = false;
-      for (int i = 0; i < 100 && !gone; ++i) {
-        gone = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
-        if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (!gone) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-      }
-      pid_ = -1;
-    }
-    if (!netns_.empty()) {
-      (void)!std::system(("ip netns del " + netns_).c_str());
-      netns_.clear();
-    }
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
-  std::string api_socket() const { return dir_ + "/api.sock"; }
+  std::string api_socket() const { return vpp_->api_socket(); }
 
  private:
-  std::string dir_;
   std::string netns_;
-  pid_t pid_ = -1;
+  std::unique_ptr<vcra::testing::VppProcess> vpp_;
 };
 
 enum class Backend { kSimulator, kRealVpp };
@@ -520,15 +475,14 @@ class VppConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     if (GetParam() == Backend::kRealVpp) {
-      const char* bin = std::getenv("VPP_BIN");
-      if (bin == nullptr || ::access(bin, X_OK) != 0) {
-        GTEST_SKIP() << "SKIPPED: the real VPP half needs VPP_BIN=/path/to/vpp";
+      if (std::string why = vcra::testing::VppProcess::UnavailableReason(); !why.empty()) {
+        GTEST_SKIP() << "SKIPPED: the real VPP half: " << why;
       }
       if (::geteuid() != 0) {
         GTEST_SKIP() << "SKIPPED: the real VPP half needs root (VPP runs in its own netns)";
       }
       vpp_ = std::make_unique<RealVpp>();
-      Status st = vpp_->Start(bin);
+      Status st = vpp_->Start();
       ASSERT_TRUE(st.ok()) << st;
       socket_ = vpp_->api_socket();
     } else {
@@ -688,6 +642,128 @@ TEST_P(VppConformance, DeepPipelinesOnSeveralConnectionsStayInOrder) {
   EXPECT_EQ(owned->size(), ops.size());
   for (RouteOp& op : ops) op.type = OpType::kDelete;
   ExpectAllOk(dp->Apply(ops));
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+}
+
+// IPv6 routes, and the FIB source rules the agent's ownership stands on: every fib_source_add
+// allocates a new id (a name already known included, so the agent looks its name up first); a
+// dump for a source lists only the entries that source is the BEST of (lowest priority value),
+// with the best source's paths; a delete with our source removes only our paths.
+TEST_P(VppConformance, Ipv6RoutesAndFibSourcesOfOtherClients) {
+  VppDataplaneConfig config = Config();
+  auto dp = std::make_unique<VppDataplane>(config);
+  Status st;
+  WaitFor([&] { return (st = dp->Connect()).ok(); });
+  ASSERT_TRUE(st.ok()) << st;
+  UplinkConfig u;
+  u.name = "loop0";
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24"),
+                 *net::IpPrefix::ParseInterfaceAddress("fd00:ffff::1/64")};
+  ASSERT_TRUE(dp->EnsureUplink(u).ok());
+
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "fd00:2::/122", "fd00:ffff::2"),
+                                             Upsert(2, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
+            Sorted({R("fd00:2::/122", "fd00:ffff::2"), R("10.0.2.0/26", "172.16.0.2")}));
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(3, "fd00:2::/122", "fd00:ffff::9")}));
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
+            Sorted({R("fd00:2::/122", "fd00:ffff::9"), R("10.0.2.0/26", "172.16.0.2")}));
+
+  auto c = RawClient();
+  auto add_source = [&](std::string_view name, uint8_t priority) -> uint8_t {
+    FibSourceAdd add;
+    add.src.name = std::string(name);
+    add.src.priority = priority;
+    auto reply =
+        c->Call(EncodeFibSourceAdd(*c->MsgId(msg::kFibSourceAdd), add), msg::kFibSourceAddReply);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok()) return 0;
+    auto r = DecodeFibSourceAddReply(*reply);
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r->retval, 0);
+    return r->id;
+  };
+  // The agent's source has priority 100: "worse" (150) and "better" (50) than it.
+  uint8_t worse = add_source("conformance-worse", 150);
+  uint8_t worse_again = add_source("conformance-worse", 150);
+  uint8_t better = add_source("conformance-better", 50);
+  EXPECT_NE(worse, 0);
+  EXPECT_NE(worse_again, worse) << "the same name twice: VPP allocates a second id";
+  auto sources =
+      c->Dump(EncodeBareRequest(*c->MsgId(msg::kFibSourceDump), {}), msg::kFibSourceDetails);
+  ASSERT_TRUE(sources.ok()) << sources.status();
+  int named = 0;
+  for (const Bytes& b : *sources) {
+    auto d = DecodeFibSourceDetails(b);
+    ASSERT_TRUE(d.ok()) << d.status();
+    if (d->src.name == "conformance-worse") {
+      ++named;
+      EXPECT_TRUE(d->src.id == worse || d->src.id == worse_again) << int{d->src.id};
+      EXPECT_EQ(d->src.priority, 150);
+    }
+  }
+  EXPECT_EQ(named, 2);
+
+  auto route_of_source = [&](uint8_t src, std::string_view prefix, std::string_view nh, bool add) {
+    IpRouteAddDel m;
+    m.is_add = add;
+    m.route.src = src;
+    m.route.prefix = WirePrefix::From(Pfx(prefix));
+    m.route.paths = {FibPath::Via(Ip(nh), *dp->uplink_sw_if_index())};
+    auto reply = c->Call(EncodeIpRouteAddDel(*c->MsgId(msg::kIpRouteAddDelV2), m, true),
+                         msg::kIpRouteAddDelV2Reply);
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(DecodeIpRouteAddDelReply(*reply)->retval, 0);
+  };
+  // What ip_route_v2_dump(src) lists, each path as a route; every entry names the source.
+  auto dump_source = [&](uint8_t src, bool ip6) {
+    IpRouteDump d;
+    d.src = src;
+    d.is_ip6 = ip6;
+    std::vector<net::Route> routes;
+    auto details =
+        c->Dump(EncodeIpRouteDump(*c->MsgId(msg::kIpRouteV2Dump), d, true), msg::kIpRouteV2Details);
+    EXPECT_TRUE(details.ok()) << details.status();
+    if (!details.ok()) return routes;
+    for (const Bytes& b : *details) {
+      auto r = DecodeIpRouteDetails(b, true);
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok()) continue;
+      EXPECT_EQ(r->route.src, src);
+      for (const FibPath& p : r->route.paths) {
+        routes.push_back({*r->route.prefix.ToPrefix(), p.NextHop()});
+      }
+    }
+    return routes;
+  };
+  const std::vector<net::Route> ours = {R("10.0.2.0/26", "172.16.0.2")};
+  const std::vector<net::Route> ours6 = {R("fd00:2::/122", "fd00:ffff::9")};
+
+  // A worse source's paths for our prefixes: hidden under ours, which stay as they are.
+  route_of_source(worse, "fd00:2::/122", "fd00:ffff::7", true);
+  route_of_source(worse, "10.0.2.0/26", "172.16.0.7", true);
+  EXPECT_TRUE(dump_source(worse, true).empty());
+  EXPECT_TRUE(dump_source(worse, false).empty());
+  EXPECT_EQ(dump_source(*dp->fib_source_id(), false), ours);
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()), Sorted({ours6[0], ours[0]}));
+  // Our deletes remove our paths only: theirs are the best now, and listed.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Delete(4, "fd00:2::/122"), Delete(5, "10.0.2.0/26")}));
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+  EXPECT_EQ(dump_source(worse, true), std::vector<net::Route>{R("fd00:2::/122", "fd00:ffff::7")});
+  EXPECT_EQ(dump_source(worse, false), std::vector<net::Route>{R("10.0.2.0/26", "172.16.0.7")});
+  route_of_source(worse, "fd00:2::/122", "fd00:ffff::7", false);
+  route_of_source(worse, "10.0.2.0/26", "172.16.0.7", false);
+  EXPECT_TRUE(dump_source(worse, true).empty());
+
+  // A better source hides OUR route from our own dump while it holds the prefix; our path is
+  // still there underneath and is listed again once theirs goes.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(6, "10.0.2.0/26", "172.16.0.2")}));
+  route_of_source(better, "10.0.2.0/26", "172.16.0.8", true);
+  EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
+  EXPECT_EQ(dump_source(better, false), std::vector<net::Route>{R("10.0.2.0/26", "172.16.0.8")});
+  route_of_source(better, "10.0.2.0/26", "172.16.0.8", false);
+  EXPECT_EQ(*dp->DumpOwnedRoutes(), ours);
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Delete(7, "10.0.2.0/26")}));
   EXPECT_TRUE(dp->DumpOwnedRoutes()->empty());
 }
 
