@@ -606,9 +606,8 @@ void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
       }
       if (outstanding >= options_.reply_batching_min_outstanding) {
         // Let the replies of VPP's current pass accumulate; Close() still wakes us at once.
-        timespec pause{0, static_cast<long>(std::chrono::nanoseconds(
-                                                options_.reply_batching_pause)
-                                                .count())};
+        auto ns = std::chrono::nanoseconds(options_.reply_batching_pause).count();
+        timespec pause{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
         pollfd wake{conn->wake_fd, POLLIN, 0};
         ::ppoll(&wake, 1, &pause, nullptr);
       }

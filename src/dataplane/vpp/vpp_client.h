@@ -92,8 +92,7 @@ class VppClient {
     uint16_t reply_id = 0;
     std::vector<StatusOr<std::shared_ptr<Pending>>> sent;  // one per request sent (or failed)
   };
-  std::unique_ptr<ManyCall> StartMany(std::vector<Bytes> requests,
-                                      std::string_view reply_name_crc);
+  std::unique_ptr<ManyCall> StartMany(std::vector<Bytes> requests, std::string_view reply_name_crc);
   std::vector<StatusOr<Bytes>> FinishMany(std::unique_ptr<ManyCall> call);
   // X_dump + control_ping; returns the bodies of the `details_name_crc` messages.
   StatusOr<std::vector<Bytes>> Dump(Bytes request, std::string_view details_name_crc);
