@@ -78,8 +78,11 @@ class RealVppTarget final : public Target {
     Bounds bounds;
     RETURN_IF_ERROR(vpp_->Restart());  // an empty FIB for each bound
     ASSIGN_OR_RETURN(uint32_t uplink, UplinkIndex());
-    ASSIGN_OR_RETURN(double raw, RawVppClientBound(vpp_->api_socket(), uplink, routes));
-    bounds.emplace_back("raw VppClient (real VPP)", raw);
+    // As many connections as the agent opens: VPP reads each socket once per pass.
+    size_t connections = vpp::VppDataplaneConfig{}.api_connections;
+    ASSIGN_OR_RETURN(double raw,
+                     RawVppClientBound(vpp_->api_socket(), uplink, routes, connections));
+    bounds.emplace_back(fmt::format("raw VppClient, {} connections (real VPP)", connections), raw);
     RETURN_IF_ERROR(vpp_->Restart());
     ASSIGN_OR_RETURN(double cli, CliExec(routes));
     bounds.emplace_back("VPP CLI exec", cli);

@@ -257,15 +257,20 @@ class VppTarget final : public Target {
 }  // namespace
 
 StatusOr<double> RawVppClientBound(const std::string& socket, uint32_t uplink_index,
-                                   const std::vector<net::Route>& routes) {
+                                   const std::vector<net::Route>& routes, size_t connections) {
   vpp::VppClientOptions co;
   co.socket_path = socket;
   co.client_name = "vcra-bench";
   co.required_messages = {
       std::string(vpp::msg::kIpRouteAddDelV2), std::string(vpp::msg::kIpRouteAddDelV2Reply),
       std::string(vpp::msg::kFibSourceAdd), std::string(vpp::msg::kFibSourceAddReply)};
-  vpp::VppClient client(co);  // the agent's window of 256 outstanding requests
-  RETURN_IF_ERROR(client.Connect());
+  // The agent's window of 256 outstanding requests per connection.
+  std::vector<std::unique_ptr<vpp::VppClient>> clients;
+  for (size_t k = 0; k < std::max<size_t>(1, connections); ++k) {
+    clients.push_back(std::make_unique<vpp::VppClient>(co));
+    RETURN_IF_ERROR(clients.back()->Connect());
+  }
+  vpp::VppClient& client = *clients.front();
   vpp::FibSourceAdd add;
   add.src.name = "vcra-bench-lower-bound";
   add.src.priority = 100;
@@ -273,27 +278,42 @@ StatusOr<double> RawVppClientBound(const std::string& socket, uint32_t uplink_in
                    client.Call(vpp::EncodeFibSourceAdd(*client.MsgId(vpp::msg::kFibSourceAdd), add),
                                vpp::msg::kFibSourceAddReply));
   ASSIGN_OR_RETURN(vpp::FibSourceAddReply added, vpp::DecodeFibSourceAddReply(reply));
-  uint16_t id = *client.MsgId(vpp::msg::kIpRouteAddDelV2);
-  std::vector<vpp::Bytes> requests;
-  requests.reserve(routes.size());
-  for (const auto& r : routes) {
+  uint16_t id = *client.MsgId(vpp::msg::kIpRouteAddDelV2);  // the same on every connection
+  std::vector<std::vector<vpp::Bytes>> per(clients.size());
+  for (auto& p : per) p.reserve(routes.size() / clients.size() + 1);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const auto& r = routes[i];
     vpp::IpRouteAddDel m;
     m.is_add = true;
     m.route.prefix = vpp::WirePrefix::From(r.dst);
     m.route.src = added.id;
     m.route.paths = {vpp::FibPath::Via(r.gateway, uplink_index)};
-    requests.push_back(vpp::EncodeIpRouteAddDel(id, m, true));
+    per[i % clients.size()].push_back(vpp::EncodeIpRouteAddDel(id, m, true));
   }
   auto started = Steady::now();
-  auto replies = client.CallMany(std::move(requests), vpp::msg::kIpRouteAddDelV2Reply);
+  std::vector<std::vector<StatusOr<vpp::Bytes>>> replies(clients.size());
+  if (clients.size() == 1) {
+    replies[0] = client.CallMany(std::move(per[0]), vpp::msg::kIpRouteAddDelV2Reply);
+  } else {
+    // Each share is far larger than the window: a thread per connection keeps every socket full.
+    std::vector<std::thread> threads;
+    for (size_t k = 0; k < clients.size(); ++k) {
+      threads.emplace_back([&, k] {
+        replies[k] = clients[k]->CallMany(std::move(per[k]), vpp::msg::kIpRouteAddDelV2Reply);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
   double elapsed = Seconds(Steady::now() - started);
   size_t ok = 0;
-  for (const auto& rep : replies) {
-    if (!rep.ok()) continue;
-    auto d = vpp::DecodeIpRouteAddDelReply(*rep);
-    ok += d.ok() && d->retval == 0;
+  for (const auto& per_client : replies) {
+    for (const auto& rep : per_client) {
+      if (!rep.ok()) continue;
+      auto d = vpp::DecodeIpRouteAddDelReply(*rep);
+      ok += d.ok() && d->retval == 0;
+    }
   }
-  client.Close();
+  for (auto& c : clients) c->Close();
   if (ok != routes.size())
     return absl::InternalError(
         fmt::format("{} of {} raw route adds failed", routes.size() - ok, routes.size()));

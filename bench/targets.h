@@ -61,8 +61,9 @@ std::unique_ptr<Target> MakeVppTarget(const std::string& dir);
 StatusOr<std::unique_ptr<Target>> MakeRealVppTarget(const std::string& dir);
 
 // The raw VppClient bound: a FIB source of its own, then the routes as ip_route_add_del_v2
-// requests through CallMany (the agent's window); only CallMany is timed; every reply checked.
+// requests pipelined with the agent's window on `connections` sockets (routes dealt round-robin,
+// a thread each); only the sending and the replies are timed; every reply checked.
 StatusOr<double> RawVppClientBound(const std::string& socket, uint32_t uplink_index,
-                                   const std::vector<net::Route>& routes);
+                                   const std::vector<net::Route>& routes, size_t connections = 1);
 
 }  // namespace vcra::bench

@@ -63,6 +63,7 @@ struct Settings {
   size_t connections = VppDataplaneConfig{}.api_connections;
   size_t window = VppDataplaneConfig{}.max_outstanding;
   size_t raw_connections = 1;
+  int reply_batching_pause_us = static_cast<int>(VppClientOptions{}.reply_batching_pause.count());
   std::string measure = "raw,apply";
   std::string cli_script;
   std::string vppctl;
@@ -189,6 +190,7 @@ class Tool {
     j_["batch_size"] = s_.batch_size;
     j_["api_connections"] = s_.connections;
     j_["window"] = s_.window;
+    j_["reply_batching_pause_us"] = s_.reply_batching_pause_us;
     std::set<std::string> want;
     for (auto w : absl::StrSplit(s_.measure, ',', absl::SkipEmpty())) {
       want.insert(std::string(w));
@@ -230,6 +232,7 @@ class Tool {
     c.require_fib_source = true;
     c.api_connections = s_.connections;
     c.max_outstanding = s_.window;
+    c.reply_batching_pause = std::chrono::microseconds(s_.reply_batching_pause_us);
     c.request_timeout = std::chrono::milliseconds(60000);
     return c;
   }
@@ -362,6 +365,7 @@ class Tool {
     o.socket_path = s_.socket;
     o.client_name = "vcra-vpp-program-raw";
     o.max_outstanding = s_.window;
+    o.reply_batching_pause = std::chrono::microseconds(s_.reply_batching_pause_us);
     o.request_timeout = std::chrono::milliseconds(60000);
     o.required_messages = {std::string(msg::kIpRouteAddDelV2), std::string(msg::kFibSourceAdd)};
     std::vector<std::unique_ptr<VppClient>> clients;
@@ -591,6 +595,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--raw-connections", s.raw_connections,
                  "Connections for raw (routes dealt round-robin, one thread each)")
+      ->capture_default_str();
+  app.add_option("--reply-batching-pause-us", s.reply_batching_pause_us,
+                 "VppClientOptions.reply_batching_pause (0: off)")
       ->capture_default_str();
   app.add_option("--measure", s.measure, "Comma list of raw, apply, replay, cli (in that order)")
       ->capture_default_str();

@@ -428,40 +428,53 @@ StatusOr<Bytes> VppClient::Call(Bytes request, std::string_view reply_name_crc) 
 
 std::vector<StatusOr<Bytes>> VppClient::CallMany(std::vector<Bytes> requests,
                                                  std::string_view reply_name_crc) {
-  std::vector<StatusOr<Bytes>> out;
-  out.reserve(requests.size());
+  return FinishMany(StartMany(std::move(requests), reply_name_crc));
+}
+
+std::unique_ptr<VppClient::ManyCall> VppClient::StartMany(std::vector<Bytes> requests,
+                                                          std::string_view reply_name_crc) {
+  auto call = std::make_unique<ManyCall>();
+  call->requests = std::move(requests);
+  call->sent.reserve(call->requests.size());
   auto reply_id = MsgId(reply_name_crc);
   if (!reply_id.ok()) {
-    for (size_t i = 0; i < requests.size(); ++i) out.push_back(reply_id.status());
-    return out;
+    while (call->sent.size() < call->requests.size()) call->sent.push_back(reply_id.status());
+    return call;
   }
-  std::vector<StatusOr<std::shared_ptr<Pending>>> sent = SendBatch(requests, *reply_id);
+  call->reply_id = *reply_id;
+  SendBatch(*call, /*wait_for_window=*/false);
+  return call;
+}
+
+std::vector<StatusOr<Bytes>> VppClient::FinishMany(std::unique_ptr<ManyCall> call) {
+  std::vector<StatusOr<Bytes>> out;
+  if (call == nullptr) return out;
+  if (call->sent.size() < call->requests.size()) SendBatch(*call, /*wait_for_window=*/true);
+  out.reserve(call->sent.size());
   // VPP answers in order, so once the last request is answered every earlier one is resolved
   // too (answered, or failed as dropped): wait on the last one only, then collect.
-  for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
+  for (auto it = call->sent.rbegin(); it != call->sent.rend(); ++it) {
     if (!it->ok()) continue;
     std::unique_lock lock(mu_);
     (**it)->waited = true;
     cv_.wait_until(lock, (**it)->deadline, [&] { return (**it)->done; });
     break;
   }
-  for (auto& s : sent) out.push_back(s.ok() ? Wait(*s) : StatusOr<Bytes>(s.status()));
+  for (auto& s : call->sent) out.push_back(s.ok() ? Wait(*s) : StatusOr<Bytes>(s.status()));
   return out;
 }
 
-std::vector<StatusOr<std::shared_ptr<VppClient::Pending>>> VppClient::SendBatch(
-    std::vector<Bytes>& requests, uint16_t reply_id) {
-  std::vector<StatusOr<std::shared_ptr<Pending>>> sent;
-  sent.reserve(requests.size());
+void VppClient::SendBatch(ManyCall& call, bool wait_for_window) {
+  std::vector<Bytes>& requests = call.requests;
+  auto& sent = call.sent;
   auto fail_rest = [&](const Status& st) {
     while (sent.size() < requests.size()) sent.push_back(st);
-    return std::move(sent);
   };
   auto current = CurrentConn();
   if (!current.ok()) return fail_rest(current.status());
   std::shared_ptr<Conn> conn = *current;
-  for (const Bytes& r : requests) {
-    if (r.size() < 10)
+  for (size_t i = sent.size(); i < requests.size(); ++i) {
+    if (requests[i].size() < 10)
       return fail_rest(absl::InvalidArgumentError("request shorter than 10 bytes"));
   }
   // Contexts are handed out in write order: the write lock is held across the window waits.
@@ -471,14 +484,15 @@ std::vector<StatusOr<std::shared_ptr<VppClient::Pending>>> VppClient::SendBatch(
   const size_t refill = std::max<size_t>(1, window / 4);
   Bytes out;
   std::vector<size_t> frame_end;  // end offset in `out` of each request's frame in the chunk
-  size_t next = 0;
+  size_t next = sent.size();
   while (next < requests.size()) {
     size_t first = next;
     {
       std::unique_lock lock(mu_);
+      if (!wait_for_window && !conn->broken && conn->pending.size() >= window) return;
       size_t want = std::min(requests.size() - next, refill);
       auto window_deadline = Clock::now() + options_.request_timeout;
-      while (!conn->broken && conn->pending.size() + want > window) {
+      while (wait_for_window && !conn->broken && conn->pending.size() + want > window) {
         ExpireLocked(*conn);
         if (conn->pending.size() + want <= window) break;
         conn->window_wake_at = window - want;
@@ -500,7 +514,7 @@ std::vector<StatusOr<std::shared_ptr<VppClient::Pending>>> VppClient::SendBatch(
         PutBe32(request.data() + 2, conn->handle);
         PutBe32(request.data() + 6, ctx);
         p->context = ctx;
-        p->reply_id = reply_id;
+        p->reply_id = call.reply_id;
         p->deadline = Clock::now() + options_.request_timeout;
         p->conn = conn;
         conn->pending.push_back(p);
@@ -535,7 +549,6 @@ std::vector<StatusOr<std::shared_ptr<VppClient::Pending>>> VppClient::SendBatch(
       return fail_rest(conn->broken_status);
     }
   }
-  return sent;
 }
 
 StatusOr<std::vector<Bytes>> VppClient::Dump(Bytes request, std::string_view details_name_crc) {
@@ -585,6 +598,20 @@ void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
       Dispatch(*conn, std::move(**m));
     }
     if (bad) break;
+    if (options_.reply_batching_min_outstanding > 0 && options_.reply_batching_pause.count() > 0) {
+      size_t outstanding;
+      {
+        std::lock_guard lock(mu_);
+        outstanding = conn->pending.size();
+      }
+      if (outstanding >= options_.reply_batching_min_outstanding) {
+        // Let the replies of VPP's current pass accumulate; Close() still wakes us at once.
+        auto ns = std::chrono::nanoseconds(options_.reply_batching_pause).count();
+        timespec pause{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+        pollfd wake{conn->wake_fd, POLLIN, 0};
+        ::ppoll(&wake, 1, &pause, nullptr);
+      }
+    }
   }
   {
     std::lock_guard lock(mu_);

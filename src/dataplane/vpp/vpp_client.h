@@ -43,10 +43,20 @@ struct VppClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   size_t max_outstanding = 256;
   size_t max_message_size = 64u << 20;
+  // Reply batching: VPP sends every reply with a send() of its own as it makes it, so a reader
+  // blocked in poll() is woken once per reply (a context switch on each side, on the cores VPP
+  // needs). While at least `reply_batching_min_outstanding` requests are unanswered, more
+  // replies are certain to follow, so the reader pauses `reply_batching_pause` after each read
+  // and takes the replies of a whole VPP main-loop pass in one read. Below that (a single call,
+  // the tail of a batch) it blocks in poll() as usual: no added latency. 0 turns it off.
+  size_t reply_batching_min_outstanding = 32;
+  std::chrono::microseconds reply_batching_pause{150};
 };
 
 class VppClient {
  public:
+  struct Pending;  // one unanswered request (opaque outside vpp_client.cc)
+
   explicit VppClient(VppClientOptions options);
   ~VppClient();
   VppClient(const VppClient&) = delete;
@@ -72,6 +82,18 @@ class VppClient {
   // Pipelined Call of many requests with the bounded window; one result per request, in order.
   std::vector<StatusOr<Bytes>> CallMany(std::vector<Bytes> requests,
                                         std::string_view reply_name_crc);
+
+  // CallMany in two steps, so that one thread keeps several clients' sockets busy at once:
+  // StartMany sends what the window takes now, without waiting; FinishMany sends the rest as the
+  // window opens, waits, and returns one result per request, in order. Each started batch must
+  // be finished (it holds no lock in between; other calls may go out meanwhile).
+  struct ManyCall {
+    std::vector<Bytes> requests;
+    uint16_t reply_id = 0;
+    std::vector<StatusOr<std::shared_ptr<Pending>>> sent;  // one per request sent (or failed)
+  };
+  std::unique_ptr<ManyCall> StartMany(std::vector<Bytes> requests, std::string_view reply_name_crc);
+  std::vector<StatusOr<Bytes>> FinishMany(std::unique_ptr<ManyCall> call);
   // X_dump + control_ping; returns the bodies of the `details_name_crc` messages.
   StatusOr<std::vector<Bytes>> Dump(Bytes request, std::string_view details_name_crc);
 
@@ -82,16 +104,15 @@ class VppClient {
   size_t max_in_flight_seen() const;
 
  private:
-  struct Pending;
   struct Conn;
 
   // Sends under the window; returns the pending entry or an error (then nothing was sent).
   StatusOr<std::shared_ptr<Pending>> Send(Bytes request, uint16_t reply_id, uint16_t details_id,
                                           bool dump);
-  // Sends every request under the window, in as few writes as the window allows; one entry per
-  // request, in order (an error for those that were not sent).
-  std::vector<StatusOr<std::shared_ptr<Pending>>> SendBatch(std::vector<Bytes>& requests,
-                                                            uint16_t reply_id);
+  // Sends call.requests from call.sent.size() on under the window, in as few writes as the
+  // window allows, appending one entry per request to call.sent (an error for those that were
+  // not sent). With `wait_for_window` false it stops when the window is full instead.
+  void SendBatch(ManyCall& call, bool wait_for_window);
   StatusOr<Bytes> Wait(const std::shared_ptr<Pending>& p);
   void ReaderLoop(std::shared_ptr<Conn> conn);
   void Dispatch(Conn& conn, Bytes msg);

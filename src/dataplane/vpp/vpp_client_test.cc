@@ -163,6 +163,88 @@ TEST_F(VppClientTest, WindowIsNeverExceededWhileVppIsStalled) {
   EXPECT_EQ(c.max_in_flight_seen(), 64u);
 }
 
+// StartMany sends what the window takes and returns without waiting (one thread can then fill
+// other connections); FinishMany sends the rest as the window opens and returns every result.
+TEST_F(VppClientTest, StartManyFillsTheWindowWithoutWaitingFinishManySendsTheRest) {
+  VppClientOptions o = Options();
+  o.max_outstanding = 64;
+  o.request_timeout = std::chrono::milliseconds(20000);
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  size_t before = sim_->Routes(false).size();
+  sim_->SetPaused(true);  // nothing is answered: StartMany must not wait for replies
+  std::vector<Bytes> reqs;
+  for (int i = 0; i < 200; ++i) {
+    reqs.push_back(RouteAdd(c, net::IpPrefix(Ip("10.129.0.0").Plus(i), 32).ToString()));
+  }
+  auto call = c.StartMany(std::move(reqs), msg::kIpRouteAddDelReply);
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(call->sent.size(), 64u);
+  EXPECT_EQ(c.max_in_flight_seen(), 64u);
+  sim_->SetPaused(false);
+  auto res = c.FinishMany(std::move(call));
+  ASSERT_EQ(res.size(), 200u);
+  for (const auto& r : res) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
+  }
+  EXPECT_EQ(c.max_in_flight_seen(), 64u);
+  EXPECT_EQ(sim_->Routes(false).size(), before + 200);
+}
+
+// An unknown reply name fails every request of the batch, none is sent.
+TEST_F(VppClientTest, StartManyWithAnUnknownReplyFailsEveryRequest) {
+  VppClient c(Options());
+  ASSERT_TRUE(c.Connect().ok());
+  size_t in_flight_before = c.max_in_flight_seen();  // Connect's own calls
+  size_t routes_before = sim_->Routes(false).size();
+  std::vector<Bytes> reqs(3, RouteAdd(c, "10.130.0.0/26"));
+  auto res = c.FinishMany(c.StartMany(std::move(reqs), "no_such_reply_12345678"));
+  ASSERT_EQ(res.size(), 3u);
+  for (const auto& r : res) EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.max_in_flight_seen(), in_flight_before);
+  EXPECT_EQ(sim_->Routes(false).size(), routes_before);  // nothing was sent
+}
+
+// The reader pauses between reads while many requests are unanswered; Close() must still end
+// that pause at once, and every unanswered request fails UNAVAILABLE (none hangs).
+TEST_F(VppClientTest, CloseEndsTheReplyBatchingPause) {
+  VppClientOptions o = Options();
+  o.reply_batching_min_outstanding = 1;
+  o.reply_batching_pause = std::chrono::seconds(60);  // far beyond the wait below
+  o.request_timeout = std::chrono::milliseconds(120000);
+  VppClient c(o);
+  ASSERT_TRUE(c.Connect().ok());
+  sim_->SetReplyDelay(std::chrono::milliseconds(50));  // replies trickle in one by one
+  std::vector<Bytes> reqs;
+  for (int i = 0; i < 20; ++i) {
+    reqs.push_back(RouteAdd(c, net::IpPrefix(Ip("10.131.0.0").Plus(i), 32).ToString()));
+  }
+  std::atomic<bool> finished{false};
+  std::vector<StatusOr<Bytes>> res;
+  std::thread t([&] {
+    res = c.CallMany(std::move(reqs), msg::kIpRouteAddDelReply);
+    finished = true;
+  });
+  // The simulator answers all 20 within about a second; the reader read the first reply and
+  // then paused with 19 unanswered, so the batch is not finished after 1.5 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(finished);
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    c.Close();
+    closed = true;
+  });
+  EXPECT_TRUE(WaitFor([&] { return closed.load() && finished.load(); }));
+  closer.join();
+  t.join();
+  ASSERT_EQ(res.size(), 20u);
+  size_t unavailable = 0;
+  for (const auto& r : res) unavailable += absl::IsUnavailable(r.status());
+  EXPECT_GE(unavailable, 1u);  // those never read are not reported as done
+  sim_->SetReplyDelay(std::chrono::milliseconds(0));
+}
+
 TEST_F(VppClientTest, PerRequestTimeout) {
   VppClientOptions o = Options();
   o.request_timeout = std::chrono::milliseconds(100);

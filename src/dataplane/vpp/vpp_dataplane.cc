@@ -95,6 +95,7 @@ Status VppDataplane::Connect() {
   o.client_name = config_.client_name;
   o.request_timeout = config_.request_timeout;
   o.max_outstanding = config_.max_outstanding;
+  o.reply_batching_pause = config_.reply_batching_pause;
   for (auto m : BaseMessages()) o.required_messages.emplace_back(m);
   if (config_.require_fib_source) {
     for (auto m : SourceMessages()) o.required_messages.emplace_back(m);
@@ -380,19 +381,35 @@ std::vector<StatusOr<Bytes>> VppDataplane::CallSharded(std::vector<Bytes> reques
   std::vector<std::vector<StatusOr<Bytes>>> replies(shards);
   for (size_t k = 0; k < requests.size(); ++k) per[shard[k]].push_back(std::move(requests[k]));
   auto client = [&](size_t s) { return s == 0 ? client_.get() : route_clients_[s - 1].get(); };
-  // CallMany blocks on its window: one thread per extra connection keeps every socket full.
-  std::vector<std::thread> threads;
-  for (size_t s = 1; s < shards; ++s) {
-    if (per[s].empty()) continue;
-    auto run = [&, s] { replies[s] = client(s)->CallMany(std::move(per[s]), reply_name_crc); };
-    try {
-      threads.emplace_back(run);
-    } catch (const std::system_error&) {
-      run();  // no thread to be had: slower, still correct (each connection has its reader)
+  bool fits = std::all_of(per.begin(), per.end(),
+                          [&](const auto& p) { return p.size() <= config_.max_outstanding; });
+  if (fits) {
+    // Every share fits its connection's window (the agent's batches do): this thread fills all
+    // the sockets, then collects. No thread to start and schedule per batch, which on a busy
+    // host delays a connection's first write by a scheduler slice.
+    std::vector<std::unique_ptr<VppClient::ManyCall>> calls(shards);
+    for (size_t s = 0; s < shards; ++s) {
+      if (!per[s].empty()) calls[s] = client(s)->StartMany(std::move(per[s]), reply_name_crc);
     }
+    for (size_t s = 0; s < shards; ++s) {
+      if (calls[s]) replies[s] = client(s)->FinishMany(std::move(calls[s]));
+    }
+  } else {
+    // A share larger than the window blocks on it: one thread per extra connection keeps every
+    // socket full meanwhile.
+    std::vector<std::thread> threads;
+    for (size_t s = 1; s < shards; ++s) {
+      if (per[s].empty()) continue;
+      auto run = [&, s] { replies[s] = client(s)->CallMany(std::move(per[s]), reply_name_crc); };
+      try {
+        threads.emplace_back(run);
+      } catch (const std::system_error&) {
+        run();  // no thread to be had: slower, still correct (each connection has its reader)
+      }
+    }
+    if (!per[0].empty()) replies[0] = client_->CallMany(std::move(per[0]), reply_name_crc);
+    for (auto& t : threads) t.join();
   }
-  if (!per[0].empty()) replies[0] = client_->CallMany(std::move(per[0]), reply_name_crc);
-  for (auto& t : threads) t.join();
   std::vector<StatusOr<Bytes>> out;
   out.reserve(requests.size());
   std::vector<size_t> next(shards, 0);

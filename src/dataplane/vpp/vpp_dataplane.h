@@ -73,8 +73,12 @@ struct VppDataplaneConfig {
   // handshake checks, dumps and uplink calls). A real VPP's main loop reads at most 4 KiB per
   // socket per pass (18 route messages) and sleeps between passes (poll-sleep-usec), so one
   // connection caps route programming far below VPP's own speed; each extra connection adds
-  // another 4 KiB read per pass. docs/performance.md "VPP programming" has the measurements.
-  size_t api_connections = 4;
+  // another 4 KiB read per pass. Against VPP 26.06, 8 was faster than 4 and 12 or 14 were not
+  // clearly faster than 8 (VPP takes at most 16 ready files per pass); docs/performance.md "VPP
+  // programming" has the figures.
+  size_t api_connections = 8;
+  // VppClientOptions::reply_batching_pause (0: a read per reply, as VPP sends them).
+  std::chrono::microseconds reply_batching_pause{VppClientOptions{}.reply_batching_pause};
 };
 
 class VppDataplane final : public Dataplane {

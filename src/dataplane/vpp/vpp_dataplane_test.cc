@@ -350,6 +350,33 @@ TEST_F(VppDataplaneTest, BatchSpreadOverConnectionsStaysMakeBeforeBreak) {
   EXPECT_EQ(dp->DumpOwnedRoutes()->size(), 8u * 40u);
 }
 
+// Both ways a batch goes out over several connections: shares within the window are put in
+// flight by the calling thread (StartMany on each, then FinishMany), shares larger than the
+// window get a thread per connection. Either way every op gets its own result, in op order.
+TEST_F(VppDataplaneTest, BatchesWithinAndBeyondTheWindowOnSeveralConnections) {
+  for (size_t window : {size_t{16}, size_t{1024}}) {
+    VppDataplaneConfig c = Config();
+    c.api_connections = 4;
+    c.max_outstanding = window;
+    auto dp = Ready(c);
+    std::vector<RouteOp> ops;
+    for (int i = 0; i < 2000; ++i) {
+      ops.push_back(
+          Upsert(i + 1, net::IpPrefix(Ip("10.96.0.0").Plus(64 * i), 26).ToString(), "172.16.0.2"));
+    }
+    auto res = dp->Apply(ops);
+    ASSERT_EQ(res.size(), ops.size());
+    for (size_t i = 0; i < res.size(); ++i) {
+      ASSERT_EQ(res[i].seq, ops[i].seq);
+      ASSERT_TRUE(res[i].status.ok()) << "window " << window << ": " << res[i].status;
+    }
+    EXPECT_EQ(dp->DumpOwnedRoutes()->size(), 2000u) << "window " << window;
+    for (RouteOp& op : ops) op.type = OpType::kDelete;
+    ExpectAllOk(dp->Apply(ops));
+    EXPECT_TRUE(dp->DumpOwnedRoutes()->empty()) << "window " << window;
+  }
+}
+
 TEST_F(VppDataplaneTest, SlowVppStillCompletesAndTimeoutsAreReported) {
   auto dp = Ready(Config());
   sim_->SetReplyDelay(std::chrono::milliseconds(20));
