@@ -383,36 +383,38 @@ Status VppDataplane::RepointOwnedRoutes() {
       routes.size(), uplink_name_, *uplink_index_);
   const bool v2 = ownership_ == Ownership::kFibSource;
   ASSIGN_OR_RETURN(uint16_t id, client_->MsgId(v2 ? msg::kIpRouteAddDelV2 : msg::kIpRouteAddDel));
-  // Weight 2 first: a path set no route holds yet, so VPP builds and resolves a new list, and
-  // the old (maybe dead) one goes when the last route leaves it. Then weight 1 again, the
-  // agent's usual path, on a list built afresh. Both are in-place replacements: no gap.
-  for (uint8_t weight : {uint8_t{2}, uint8_t{1}}) {
-    std::vector<Bytes> requests;
-    requests.reserve(routes.size());
-    for (const net::Route& route : routes) {
-      IpRouteAddDel m;
-      m.is_add = true;
-      m.is_multipath = false;
-      m.route.prefix = WirePrefix::From(route.dst);
-      m.route.src = v2 ? *source_id_ : 0;
-      FibPath path = FibPath::Via(route.gateway, *uplink_index_);
-      path.weight = weight;
-      m.route.paths = {path};
-      requests.push_back(EncodeIpRouteAddDel(id, m, v2));
-    }
-    auto replies = client_->CallMany(std::move(requests),
-                                     v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply);
-    for (size_t k = 0; k < replies.size(); ++k) {
-      Status st = replies[k].status();
-      if (st.ok()) {
-        auto r = DecodeIpRouteAddDelReply(*replies[k]);
-        st = r.ok() ? RetvalStatus(absl::StrCat("re-pointing ", routes[k].ToString()), r->retval)
-                    : r.status();
-      }
-      // The first failure stops the repair; the next connect starts it over.
-      if (!st.ok()) return st;
-    }
+  // A weight none of our routes has held in this VPP (the dump above set path_weight_ to the
+  // highest one they carry): a path set no route holds, so VPP builds and resolves a new list,
+  // and the old (maybe dead) one goes once nothing holds it. Never back to an earlier weight:
+  // another client's route with that very path (the CLI's, say) may keep its dead list alive,
+  // and our routes would join it again. An in-place replacement: no gap.
+  const uint8_t weight = path_weight_ == 255 ? 1 : path_weight_ + 1;
+  std::vector<Bytes> requests;
+  requests.reserve(routes.size());
+  for (const net::Route& route : routes) {
+    IpRouteAddDel m;
+    m.is_add = true;
+    m.is_multipath = false;
+    m.route.prefix = WirePrefix::From(route.dst);
+    m.route.src = v2 ? *source_id_ : 0;
+    FibPath path = FibPath::Via(route.gateway, *uplink_index_);
+    path.weight = weight;
+    m.route.paths = {path};
+    requests.push_back(EncodeIpRouteAddDel(id, m, v2));
   }
+  auto replies = client_->CallMany(std::move(requests),
+                                   v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply);
+  for (size_t k = 0; k < replies.size(); ++k) {
+    Status st = replies[k].status();
+    if (st.ok()) {
+      auto r = DecodeIpRouteAddDelReply(*replies[k]);
+      st = r.ok() ? RetvalStatus(absl::StrCat("re-pointing ", routes[k].ToString()), r->retval)
+                  : r.status();
+    }
+    // The first failure stops the repair; the next connect starts it over.
+    if (!st.ok()) return st;
+  }
+  path_weight_ = weight;  // new routes join the fresh list too
   routes_repointed_ += routes.size();
   return absl::OkStatus();
 }
@@ -461,7 +463,10 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
     m.is_multipath = false;  // add = replace the whole path set, no gap
     m.route.prefix = WirePrefix::From(route.dst);
     m.route.src = v2 ? *source_id_ : 0;
-    if (upsert) m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
+    if (upsert) {
+      m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
+      m.route.paths.front().weight = path_weight_;  // see RepointOwnedRoutes
+    }
     requests.push_back(EncodeIpRouteAddDel(*id, m, v2));
     index.push_back(i);
     shard.push_back(shards == 1 ? 0 : PrefixHash(m.route.prefix) % shards);
@@ -574,6 +579,7 @@ StatusOr<std::vector<net::Route>> VppDataplane::DumpOwnedRoutes() {
     return absl::FailedPreconditionError("the pool rule needs the uplink: call EnsureUplink");
   }
   std::vector<net::Route> out;
+  uint8_t max_weight = 0;
   for (bool ipv6 : {false, true}) {
     ASSIGN_OR_RETURN(std::vector<IpRoute> routes, DumpTable(ipv6));
     for (const IpRoute& r : routes) {
@@ -590,8 +596,12 @@ StatusOr<std::vector<net::Route>> VppDataplane::DumpOwnedRoutes() {
       net::Route route{*dst, path.NextHop()};
       if (route.gateway.family() != dst->family()) continue;
       out.push_back(route);
+      max_weight = std::max(max_weight, path.weight);
     }
   }
+  // Upserts keep to the weight our routes carry (they may have been re-pointed by an earlier
+  // run of the agent; see RepointOwnedRoutes).
+  if (max_weight > 0) path_weight_ = max_weight;
   return out;
 }
 

@@ -47,9 +47,10 @@
 // the uplink is still what EnsureUplink left (there, same name, admin-up, configured addresses;
 // and no sw_interface_event saying it was deleted) and otherwise returns UNAVAILABLE, so the
 // agent reconnects; EnsureUplink then repairs the uplink and, whenever it had to repair
-// anything, re-points every route of ours: all of them onto a path of weight 2 (a new path
-// list; the dead one is freed once the last route leaves it), then back to weight 1 (a fresh
-// list again). Each step replaces a path set in place, so no route is ever missing.
+// anything, re-points every route of ours onto a path weight they never had (1, 2, 3, ...; one
+// path per route, so the weight changes nothing else): a path set no route holds, hence a new,
+// working path list. Later upserts use that weight too (DumpOwnedRoutes learns it back after
+// an agent restart). Each re-point replaces a path set in place, so no route is ever missing.
 //
 // Threading: like every Dataplane, used from one thread at a time; calls block. Apply runs the
 // extra connections' share of a phase on short-lived threads of its own and joins them.
@@ -150,6 +151,9 @@ class VppDataplane final : public Dataplane {
   // Set when the uplink was found changed (or needed a repair); cleared once every route of
   // ours has been re-pointed.
   bool repoint_wanted_ = false;
+  // The weight of the one path of every route we program: 1, one more at each re-point, and
+  // the highest our routes carry at each DumpOwnedRoutes.
+  uint8_t path_weight_ = 1;
   uint64_t uplink_changes_seen_ = 0;
   uint64_t routes_repointed_ = 0;
   // Written by the client's reader thread (event handler), read by Probe; shared so that a

@@ -918,7 +918,19 @@ TEST_P(UplinkRecreation, ProbeNoticesAndEnsureUplinkRepointsEveryRouteOfOurs) {
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
   }
-  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.9.0/26"}) {
+  {
+    // ...and one with our very path (as the CLI's `ip route add ... via 172.16.0.2 loop0`):
+    // it keeps the dead path list alive after our routes have left it.
+    IpRouteAddDel m;
+    m.is_add = true;
+    m.route.prefix = WirePrefix::From(*net::IpPrefix::Parse("10.0.8.0/26"));
+    m.route.paths = {FibPath::Via(*net::IpAddress::Parse("172.16.0.2"), 1)};
+    auto r = other->Call(EncodeIpRouteAddDel(*other->MsgId(msg::kIpRouteAddDel), m, false),
+                         msg::kIpRouteAddDelReply);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
+  }
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.8.0/26", "10.0.9.0/26"}) {
     EXPECT_TRUE(Forwards(p)) << p;
   }
   EXPECT_TRUE(dp->Probe().ok());
@@ -958,8 +970,12 @@ TEST_P(UplinkRecreation, ProbeNoticesAndEnsureUplinkRepointsEveryRouteOfOurs) {
   EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
             Sorted({R("10.0.2.0/26", "172.16.0.2"), R("10.0.3.0/26", "172.16.0.2"),
                     R("10.0.4.0/26", "172.16.0.2")}));
-  // The other client's route is not ours to repair: untouched, still dead.
+  // The other client's routes are not ours to repair: untouched, still dead.
   EXPECT_FALSE(Forwards("10.0.9.0/26"));
+  EXPECT_FALSE(Forwards("10.0.8.0/26"));
+  // A new route of ours through the same next hop joins our fresh list, not the dead one.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(7, "10.0.5.0/26", "172.16.0.2")}));
+  EXPECT_TRUE(Forwards("10.0.5.0/26"));
   EXPECT_TRUE(dp->Probe().ok());
   EXPECT_EQ(dp->uplink_changes_seen(), 1u);
 
@@ -970,8 +986,9 @@ TEST_P(UplinkRecreation, ProbeNoticesAndEnsureUplinkRepointsEveryRouteOfOurs) {
   EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
   st = dp->EnsureUplink(u);
   ASSERT_TRUE(st.ok()) << st;
-  EXPECT_EQ(dp->routes_repointed(), 6u);
-  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26"}) {
+  EXPECT_EQ(dp->uplink_changes_seen(), 2u);
+  EXPECT_EQ(dp->routes_repointed(), 7u);
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.5.0/26"}) {
     EXPECT_TRUE(Forwards(p)) << p << " after the second repair";
   }
   EXPECT_TRUE(dp->Probe().ok());
