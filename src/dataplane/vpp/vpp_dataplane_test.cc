@@ -1005,5 +1005,48 @@ TEST_P(UplinkRecreation, ProbeNoticesAndEnsureUplinkRepointsEveryRouteOfOurs) {
   }
 }
 
+// The probe's read-back without any delete: an operator takes the configured address away, or
+// sets the uplink down. Both are noticed, repaired, and the route re-pointed (harmless here).
+TEST_P(UplinkRecreation, ProbeNoticesAMissingAddressAndAnAdminDownUplink) {
+  auto dp = Ready(Config());
+  ASSERT_FALSE(HasFailure());
+  UplinkConfig u;
+  u.name = "loop0";
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_TRUE(dp->Probe().ok());
+  auto c = RawClient();
+  SwInterfaceAddDelAddress del;
+  del.sw_if_index = 1;
+  del.is_add = false;
+  del.prefix = WirePrefix::FromAddress(*net::IpAddress::Parse("172.16.0.1"), 24);
+  auto r = c->Call(EncodeSwInterfaceAddDelAddress(*c->MsgId(msg::kSwInterfaceAddDelAddress), del),
+                   msg::kSwInterfaceAddDelAddressReply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(DecodeRetvalReply(*r)->retval, 0);
+  Status probe = dp->Probe();
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  EXPECT_NE(probe.message().find("172.16.0.1 is missing"), std::string_view::npos) << probe;
+  ASSERT_TRUE(dp->EnsureUplink(u).ok());
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_EQ(dp->routes_repointed(), 1u);
+  EXPECT_TRUE(Forwards("10.0.2.0/26"));
+
+  SwInterfaceSetFlags down;
+  down.sw_if_index = 1;
+  down.flags = 0;
+  r = c->Call(EncodeSwInterfaceSetFlags(*c->MsgId(msg::kSwInterfaceSetFlags), down),
+              msg::kSwInterfaceSetFlagsReply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  probe = dp->Probe();
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  EXPECT_NE(probe.message().find("admin-down"), std::string_view::npos) << probe;
+  ASSERT_TRUE(dp->EnsureUplink(u).ok());
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_EQ(dp->uplink_changes_seen(), 2u);
+  EXPECT_EQ(dp->routes_repointed(), 2u);
+  EXPECT_TRUE(Forwards("10.0.2.0/26"));
+}
+
 }  // namespace
 }  // namespace vcra::dataplane::vpp
