@@ -201,6 +201,41 @@ pod_addr_add 3 10.244.200.5
 check "the CLI-source route still forwards (host-1's pod pings 10.244.200.5 on host-3)" \
   wait_ping 1 10.244.200.5
 
+# --- host-1's uplink deleted and re-created under the running agent (an operator or a CNI
+# re-creating host-up0). VPP gives the new one the same sw_if_index, admin-down and without
+# addresses, and keeps every route through the old one as a permanent drop (its path shows
+# "if_index:1", not "host-up0"), even once the interface is back up; re-adding such a route
+# with the same path does not revive it. The agent's probe notices, sets the uplink up again
+# and re-points each of its routes. The CLI's routes on host 1 share a next hop (10.99.0.3)
+# with some of the agent's: they stay as they are (dead, not the agent's to repair), and their
+# dead path list must not capture the agent's routes.
+uplink_up_with_addresses() {
+  local out
+  out=$(vppctl_host "$1" show interface address host-up0)
+  [[ $out == *"host-up0 (up)"* && $out == *"$2/24"* && $out == *"$3/64"* ]]
+}
+cli_routes_left_alone() {
+  [[ $(vpp_cli_route_of 1 10.244.200.0/24) == *"via 10.99.0.3 "* ]] &&
+    [[ $(vpp_cli_route_of 1 10.244.3.0/26) == *"via 10.99.0.3 "* ]]
+}
+vppctl_host 1 delete host-interface name up0
+vppctl_host 1 create host-interface name up0 hw-addr 02:fe:00:00:01:01 \
+  rx-size 2048 rx-per-block 16 tx-size 2048 tx-per-block 256 cksum-gso-disable
+check "re-created uplink: the agent sets it up again" \
+  wait_for 15 uplink_up_with_addresses 1 10.99.0.1 fd00:99::1
+check "re-created uplink: host-1's routes through it are live again" \
+  wait_route 1 10.244.2.0/26 10.99.0.2 20
+check "re-created uplink: so are the IPv6 ones" wait_route 1 fd00:10:244:2::/122 fd00:99::2
+check "re-created uplink: and those sharing the CLI routes' next hop" \
+  wait_route 1 10.244.25.0/26 10.99.0.3
+check "re-created uplink: pod on host-1 pings host-2's pod" wait_ping 1 10.244.2.5 20
+check "re-created uplink: and over IPv6" wait_ping 1 fd00:10:244:2::5 20
+check "re-created uplink: and host-3's pod (the CLI's next hop)" wait_ping 1 10.244.3.5 20
+check "re-created uplink: host-2's pod pings host-1's pod" wait_ping 2 10.244.1.5 20
+check "re-created uplink: the agent said why" \
+  grep -q "is not as the agent left it" "$CLUSTER_TMP/agent-1.log"
+check "re-created uplink: the CLI's routes are left as VPP left them" cli_routes_left_alone
+
 echo "# real-VPP cluster scenarios took $((SECONDS - started)) s"
 echo "# the VPPs at rest, share of one core over 2 s: $(vpp_cpu_report 2 1 2 3)"
 finish_checks

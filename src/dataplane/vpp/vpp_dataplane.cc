@@ -1,5 +1,7 @@
 #include "dataplane/vpp/vpp_dataplane.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <system_error>
 #include <thread>
@@ -82,8 +84,93 @@ bool VppDataplane::AllConnected() const {
 }
 
 Status VppDataplane::Probe() {
-  if (AllConnected()) return absl::OkStatus();
-  return absl::UnavailableError("VPP API connection is closed");
+  if (!AllConnected()) return absl::UnavailableError("VPP API connection is closed");
+  if (!last_uplink_ || !uplink_index_) return absl::OkStatus();
+  std::string why;
+  if (uplink_watch_->deleted.exchange(false)) {
+    // The interface may be back already, looking fine, while our routes through it drop.
+    why = "VPP reported it deleted";
+  } else {
+    ASSIGN_OR_RETURN(why, UplinkDrift());
+  }
+  if (why.empty()) return absl::OkStatus();
+  ++uplink_changes_seen_;
+  repoint_wanted_ = true;
+  // UNAVAILABLE: the agent reconnects, which re-runs EnsureUplink (the repair) and replays.
+  return absl::UnavailableError(
+      absl::StrCat("VPP uplink '", uplink_name_, "' (sw_if_index ", *uplink_index_,
+                   ") is not as the agent left it: ", why,
+                   "; setting it up again and re-pointing every route of ours at it"));
+}
+
+StatusOr<std::string> VppDataplane::UplinkDrift() {
+  const uint32_t idx = *uplink_index_;
+  SwInterfaceDump dump;
+  dump.sw_if_index = idx;
+  ASSIGN_OR_RETURN(auto details, client_->Dump(EncodeSwInterfaceDump(
+                                                   *client_->MsgId(msg::kSwInterfaceDump), dump),
+                                               msg::kSwInterfaceDetails));
+  std::optional<SwInterfaceDetails> itf;
+  for (const Bytes& b : details) {
+    auto d = DecodeSwInterfaceDetails(b);
+    if (d.ok() && d->sw_if_index == idx) itf = *d;  // index 0 would mean "all" to VPP
+  }
+  if (!itf) return std::string("it is gone");
+  if (itf->interface_name != uplink_name_) {
+    return absl::StrCat("sw_if_index ", idx, " is now '", itf->interface_name, "'");
+  }
+  if (!(itf->flags & kIfAdminUp)) return std::string("it is admin-down");
+  for (bool v6 : {false, true}) {
+    std::vector<WirePrefix> have;
+    bool wanted_any = false;
+    for (const net::IpPrefix& p : last_uplink_->addresses) {
+      wanted_any |= (p.family() == net::Family::kV6) == v6;
+    }
+    if (!wanted_any) continue;
+    IpAddressDump ad;
+    ad.sw_if_index = idx;
+    ad.is_ipv6 = v6;
+    ASSIGN_OR_RETURN(auto addrs,
+                     client_->Dump(EncodeIpAddressDump(*client_->MsgId(msg::kIpAddressDump), ad),
+                                   msg::kIpAddressDetails));
+    for (const Bytes& b : addrs) {
+      if (auto d = DecodeIpAddressDetails(b); d.ok()) have.push_back(d->prefix);
+    }
+    for (const net::IpPrefix& p : last_uplink_->addresses) {
+      if ((p.family() == net::Family::kV6) != v6) continue;
+      WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
+      bool present = std::any_of(have.begin(), have.end(), [&](const WirePrefix& h) {
+        return h.af == w.af && h.addr == w.addr;  // a different length is the operator's
+      });
+      if (!present) return absl::StrCat("its address ", p.address().ToString(), " is missing");
+    }
+  }
+  return std::string();
+}
+
+void VppDataplane::SubscribeInterfaceEvents() {
+  if (!client_->Has(msg::kWantInterfaceEvents) || !client_->Has(msg::kWantInterfaceEventsReply) ||
+      !client_->Has(msg::kSwInterfaceEvent)) {
+    return;  // the probe's state checks still see most changes
+  }
+  client_->SetEventHandler([watch = uplink_watch_](const SwInterfaceEvent& ev) {
+    if (ev.deleted && ev.sw_if_index == watch->sw_if_index.load()) watch->deleted = true;
+  });
+  WantInterfaceEvents want;
+  want.enable_disable = 1;
+  want.pid = static_cast<uint32_t>(::getpid());
+  auto reply =
+      client_->Call(EncodeWantInterfaceEvents(*client_->MsgId(msg::kWantInterfaceEvents), want),
+                    msg::kWantInterfaceEventsReply);
+  Status st = reply.status();
+  if (st.ok()) {
+    auto r = DecodeRetvalReply(*reply);
+    st = r.ok() ? RetvalStatus("want_interface_events", r->retval) : r.status();
+  }
+  if (!st.ok()) {
+    LOG_WARN("no VPP interface events ({}); the uplink is checked by the probe only",
+             std::string(st.message()));
+  }
 }
 
 Status VppDataplane::Connect() {
@@ -108,6 +195,8 @@ Status VppDataplane::Connect() {
     client_->Close();
     return st;
   }
+  uplink_watch_->deleted = false;  // about the previous VPP, if it restarted
+  SubscribeInterfaceEvents();
   bool v2 = ownership_ == Ownership::kFibSource;
   for (size_t i = 1; i < std::max<size_t>(1, config_.api_connections); ++i) {
     VppClientOptions ro = o;
@@ -181,7 +270,7 @@ Status VppDataplane::SetUpOwnership() {
   return absl::OkStatus();
 }
 
-StatusOr<uint32_t> VppDataplane::ResolveUplink(const UplinkConfig& uplink) {
+StatusOr<SwInterfaceDetails> VppDataplane::ResolveUplink(const UplinkConfig& uplink) {
   SwInterfaceDump dump;
   if (uplink.index) {
     dump.sw_if_index = *uplink.index;
@@ -198,7 +287,7 @@ StatusOr<uint32_t> VppDataplane::ResolveUplink(const UplinkConfig& uplink) {
     if (!d.ok()) continue;
     // sw_if_index 0 in the request means "all" to VPP: filter here.
     if (uplink.index ? d->sw_if_index == *uplink.index : d->interface_name == uplink.name) {
-      return d->sw_if_index;
+      return *d;
     }
   }
   return absl::NotFoundError(
@@ -208,7 +297,12 @@ StatusOr<uint32_t> VppDataplane::ResolveUplink(const UplinkConfig& uplink) {
 
 Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
   if (!client_ || !client_->connected()) return absl::UnavailableError("not connected to VPP");
-  ASSIGN_OR_RETURN(uint32_t idx, ResolveUplink(uplink));
+  ASSIGN_OR_RETURN(SwInterfaceDetails itf, ResolveUplink(uplink));
+  const uint32_t idx = itf.sw_if_index;
+  // An uplink that needs repairing may have been deleted and re-created under our routes (at
+  // any time, the agent running or not): their paths may drop traffic until re-pointed.
+  if (!(itf.flags & kIfAdminUp)) repoint_wanted_ = true;
+  if (uplink_index_ && *uplink_index_ != idx) repoint_wanted_ = true;
 
   SwInterfaceSetFlags up;
   up.sw_if_index = idx;
@@ -266,11 +360,63 @@ Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
           arr.retval));
       LOG_INFO("added {}/{} to VPP uplink sw_if_index {}", p.address().ToString(), p.len(), idx);
       present.push_back(p);
+      repoint_wanted_ = true;
     }
   }
   uplink_index_ = idx;
+  uplink_watch_->sw_if_index = idx;
+  uplink_name_ = itf.interface_name;
   uplink_addresses_ = std::move(present);
   last_uplink_ = uplink;
+  if (repoint_wanted_) {
+    RETURN_IF_ERROR(RepointOwnedRoutes());
+    repoint_wanted_ = false;
+  }
+  return absl::OkStatus();
+}
+
+Status VppDataplane::RepointOwnedRoutes() {
+  ASSIGN_OR_RETURN(std::vector<net::Route> routes, DumpOwnedRoutes());
+  if (routes.empty()) return absl::OkStatus();
+  LOG_WARN(
+      "re-pointing {} routes of ours at VPP uplink '{}' (sw_if_index {}): a path through a "
+      "deleted interface drops traffic until its route leaves VPP's shared path list",
+      routes.size(), uplink_name_, *uplink_index_);
+  const bool v2 = ownership_ == Ownership::kFibSource;
+  ASSIGN_OR_RETURN(uint16_t id, client_->MsgId(v2 ? msg::kIpRouteAddDelV2 : msg::kIpRouteAddDel));
+  // A weight none of our routes has held in this VPP (the dump above set path_weight_ to the
+  // highest one they carry): a path set no route holds, so VPP builds and resolves a new list,
+  // and the old (maybe dead) one goes once nothing holds it. Never back to an earlier weight:
+  // another client's route with that very path (the CLI's, say) may keep its dead list alive,
+  // and our routes would join it again. An in-place replacement: no gap.
+  const uint8_t weight = path_weight_ == 255 ? 1 : path_weight_ + 1;
+  std::vector<Bytes> requests;
+  requests.reserve(routes.size());
+  for (const net::Route& route : routes) {
+    IpRouteAddDel m;
+    m.is_add = true;
+    m.is_multipath = false;
+    m.route.prefix = WirePrefix::From(route.dst);
+    m.route.src = v2 ? *source_id_ : 0;
+    FibPath path = FibPath::Via(route.gateway, *uplink_index_);
+    path.weight = weight;
+    m.route.paths = {path};
+    requests.push_back(EncodeIpRouteAddDel(id, m, v2));
+  }
+  auto replies = client_->CallMany(std::move(requests),
+                                   v2 ? msg::kIpRouteAddDelV2Reply : msg::kIpRouteAddDelReply);
+  for (size_t k = 0; k < replies.size(); ++k) {
+    Status st = replies[k].status();
+    if (st.ok()) {
+      auto r = DecodeIpRouteAddDelReply(*replies[k]);
+      st = r.ok() ? RetvalStatus(absl::StrCat("re-pointing ", routes[k].ToString()), r->retval)
+                  : r.status();
+    }
+    // The first failure stops the repair; the next connect starts it over.
+    if (!st.ok()) return st;
+  }
+  path_weight_ = weight;  // new routes join the fresh list too
+  routes_repointed_ += routes.size();
   return absl::OkStatus();
 }
 
@@ -318,7 +464,10 @@ std::vector<OpResult> VppDataplane::Apply(std::span<const RouteOp> ops) {
     m.is_multipath = false;  // add = replace the whole path set, no gap
     m.route.prefix = WirePrefix::From(route.dst);
     m.route.src = v2 ? *source_id_ : 0;
-    if (upsert) m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
+    if (upsert) {
+      m.route.paths = {FibPath::Via(route.gateway, *uplink_index_)};
+      m.route.paths.front().weight = path_weight_;  // see RepointOwnedRoutes
+    }
     requests.push_back(EncodeIpRouteAddDel(*id, m, v2));
     index.push_back(i);
     shard.push_back(shards == 1 ? 0 : PrefixHash(m.route.prefix) % shards);
@@ -447,6 +596,7 @@ StatusOr<std::vector<net::Route>> VppDataplane::DumpOwnedRoutes() {
     return absl::FailedPreconditionError("the pool rule needs the uplink: call EnsureUplink");
   }
   std::vector<net::Route> out;
+  uint8_t max_weight = 0;
   for (bool ipv6 : {false, true}) {
     ASSIGN_OR_RETURN(std::vector<IpRoute> routes, DumpTable(ipv6));
     for (const IpRoute& r : routes) {
@@ -463,8 +613,12 @@ StatusOr<std::vector<net::Route>> VppDataplane::DumpOwnedRoutes() {
       net::Route route{*dst, path.NextHop()};
       if (route.gateway.family() != dst->family()) continue;
       out.push_back(route);
+      max_weight = std::max(max_weight, path.weight);
     }
   }
+  // Upserts keep to the weight our routes carry (they may have been re-pointed by an earlier
+  // run of the agent; see RepointOwnedRoutes).
+  if (max_weight > 0) path_weight_ = max_weight;
   return out;
 }
 

@@ -40,10 +40,23 @@
 // ops VPP may have executed just before dying: nothing is reported OK that was not confirmed.
 // Connect() again re-handshakes (message ids may have changed) and re-runs EnsureUplink.
 //
+// UPLINK DELETED AND RE-CREATED (docs/design.md "The uplink under a running agent"): VPP keeps
+// the routes through a deleted interface, with their paths, as permanent drops, and shares one
+// path list between every route with the same paths, so re-adding a route with the same path
+// joins the dead list as long as any route still holds it. Probe() therefore also checks that
+// the uplink is still what EnsureUplink left (there, same name, admin-up, configured addresses;
+// and no sw_interface_event saying it was deleted) and otherwise returns UNAVAILABLE, so the
+// agent reconnects; EnsureUplink then repairs the uplink and, whenever it had to repair
+// anything, re-points every route of ours onto a path weight they never had (1, 2, 3, ...; one
+// path per route, so the weight changes nothing else): a path set no route holds, hence a new,
+// working path list. Later upserts use that weight too (DumpOwnedRoutes learns it back after
+// an agent restart). Each re-point replaces a path set in place, so no route is ever missing.
+//
 // Threading: like every Dataplane, used from one thread at a time; calls block. Apply runs the
 // extra connections' share of a phase on short-lived threads of its own and joins them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -106,11 +119,21 @@ class VppDataplane final : public Dataplane {
   std::optional<uint32_t> uplink_sw_if_index() const { return uplink_index_; }
   std::vector<net::IpPrefix> UplinkAddresses() const override { return uplink_addresses_; }
   std::string vpp_version() const;
+  // How often a probe found the uplink not as EnsureUplink left it, and how many routes were
+  // re-pointed at a repaired uplink since the start.
+  uint64_t uplink_changes_seen() const { return uplink_changes_seen_; }
+  uint64_t routes_repointed() const { return routes_repointed_; }
 
  private:
   Status SetUpOwnership();
   bool InPools(const net::IpPrefix& p) const;
-  StatusOr<uint32_t> ResolveUplink(const UplinkConfig& uplink);
+  StatusOr<SwInterfaceDetails> ResolveUplink(const UplinkConfig& uplink);
+  // Empty when the uplink is as EnsureUplink left it, else what differs (for the log).
+  StatusOr<std::string> UplinkDrift();
+  // Moves every route of ours off whatever path list it holds, onto a fresh one.
+  Status RepointOwnedRoutes();
+  // Asks VPP for sw_interface_event on the main connection (best effort).
+  void SubscribeInterfaceEvents();
   StatusOr<std::vector<IpRoute>> DumpTable(bool ipv6);
   bool AllConnected() const;
   void CloseAll();
@@ -128,6 +151,22 @@ class VppDataplane final : public Dataplane {
   std::optional<uint32_t> uplink_index_;
   std::vector<net::IpPrefix> uplink_addresses_;
   std::optional<UplinkConfig> last_uplink_;
+  std::string uplink_name_;  // as VPP named it at the last EnsureUplink
+  // Set when the uplink was found changed (or needed a repair); cleared once every route of
+  // ours has been re-pointed.
+  bool repoint_wanted_ = false;
+  // The weight of the one path of every route we program: 1, one more at each re-point, and
+  // the highest our routes carry at each DumpOwnedRoutes.
+  uint8_t path_weight_ = 1;
+  uint64_t uplink_changes_seen_ = 0;
+  uint64_t routes_repointed_ = 0;
+  // Written by the client's reader thread (event handler), read by Probe; shared so that a
+  // late event after a reconnect never touches freed memory.
+  struct UplinkWatch {
+    std::atomic<uint32_t> sw_if_index{~0u};
+    std::atomic<bool> deleted{false};
+  };
+  std::shared_ptr<UplinkWatch> uplink_watch_ = std::make_shared<UplinkWatch>();
 };
 
 }  // namespace vcra::dataplane::vpp

@@ -490,6 +490,7 @@ class RealVpp {
     return absl::OkStatus();
   }
   std::string api_socket() const { return vpp_->api_socket(); }
+  StatusOr<std::string> Cli(const std::string& command) const { return vpp_->Cli(command); }
 
  private:
   std::string netns_;
@@ -859,6 +860,219 @@ TEST_P(VppConformance, RepliesQueueWithoutBoundWhileTheClientDoesNotRead) {
     EXPECT_EQ(r->retval, 0);
   }
   ::close(fd);
+}
+
+// `delete` + `create` of the uplink under our routes (a host-interface re-created by an operator
+// or a CNI). What a real VPP does, and the simulator must do too: the new interface gets the
+// same sw_if_index, admin-down and without addresses; our routes stay (the dump lists them with
+// their paths) but drop traffic for good, and re-adding one with the same path, or deleting and
+// adding it, does not help while another route still holds the dead path list. The agent's
+// probe notices (here only by VPP's sw_interface_event: the "operator" has already put the
+// interface back up with its address), and EnsureUplink re-points every route of ours, leaving
+// another client's route alone.
+class UplinkRecreation : public VppConformance {
+ protected:
+  void DeleteAndRecreateLoop0() {
+    if (sim_) {
+      ASSERT_TRUE(sim_->DeleteInterface(1).ok());
+      sim::SimInterface loop = SimOptions::Loopback("").interfaces.at(1);
+      auto idx = sim_->CreateInterface(loop);
+      ASSERT_TRUE(idx.ok());
+      ASSERT_EQ(*idx, 1u);
+      return;
+    }
+    ASSERT_TRUE(vpp_->Cli("delete loopback interface intfc loop0").ok());
+    ASSERT_TRUE(vpp_->Cli("create loopback interface").ok());
+  }
+  // Does VPP forward to `prefix` (rather than drop)?
+  bool Forwards(const std::string& prefix) {
+    if (sim_) {
+      auto r = sim_->FindRoute(*net::IpPrefix::Parse(prefix));
+      return r && r->forwards();
+    }
+    auto out = vpp_->Cli("show ip fib " + prefix);
+    EXPECT_TRUE(out.ok()) << out.status();
+    if (!out.ok()) return false;
+    // The entry's forwarding chain: a live path resolves to an adjacency ("arp-ipv4: via ..."),
+    // a dead one to "dpo-drop".
+    return out->find("dpo-drop") == std::string::npos && out->find(" via ") != std::string::npos;
+  }
+  // The operator's quick repair (`set interface state loop0 up`, the address back), through a
+  // client of its own.
+  void OperatorRestoresLoop0() {
+    auto c = RawClient();
+    SwInterfaceSetFlags up;
+    up.sw_if_index = 1;
+    up.flags = kIfAdminUp;
+    auto r = c->Call(EncodeSwInterfaceSetFlags(*c->MsgId(msg::kSwInterfaceSetFlags), up),
+                     msg::kSwInterfaceSetFlagsReply);
+    ASSERT_TRUE(r.ok()) << r.status();
+    SwInterfaceAddDelAddress add;
+    add.sw_if_index = 1;
+    add.is_add = true;
+    add.prefix = WirePrefix::FromAddress(*net::IpAddress::Parse("172.16.0.1"), 24);
+    r = c->Call(EncodeSwInterfaceAddDelAddress(*c->MsgId(msg::kSwInterfaceAddDelAddress), add),
+                msg::kSwInterfaceAddDelAddressReply);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(DecodeRetvalReply(*r)->retval, 0);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, UplinkRecreation,
+                         ::testing::Values(Backend::kSimulator, Backend::kRealVpp),
+                         [](const auto& info) {
+                           return info.param == Backend::kSimulator ? "Simulator" : "RealVpp";
+                         });
+
+TEST_P(UplinkRecreation, ProbeNoticesAndEnsureUplinkRepointsEveryRouteOfOurs) {
+  auto dp = Ready(Config());
+  ASSERT_FALSE(HasFailure());
+  UplinkConfig u;
+  u.name = "loop0";
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2"),
+                                             Upsert(2, "10.0.3.0/26", "172.16.0.2"),
+                                             Upsert(3, "10.0.4.0/26", "172.16.0.2")}));
+  // Another client's route through the uplink, with the API source.
+  auto other = RawClient();
+  {
+    IpRouteAddDel m;
+    m.is_add = true;
+    m.route.prefix = WirePrefix::From(*net::IpPrefix::Parse("10.0.9.0/26"));
+    m.route.paths = {FibPath::Via(*net::IpAddress::Parse("172.16.0.3"), 1)};
+    auto r = other->Call(EncodeIpRouteAddDel(*other->MsgId(msg::kIpRouteAddDel), m, false),
+                         msg::kIpRouteAddDelReply);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
+  }
+  {
+    // ...and one with our very path (as the CLI's `ip route add ... via 172.16.0.2 loop0`):
+    // it keeps the dead path list alive after our routes have left it.
+    IpRouteAddDel m;
+    m.is_add = true;
+    m.route.prefix = WirePrefix::From(*net::IpPrefix::Parse("10.0.8.0/26"));
+    m.route.paths = {FibPath::Via(*net::IpAddress::Parse("172.16.0.2"), 1)};
+    auto r = other->Call(EncodeIpRouteAddDel(*other->MsgId(msg::kIpRouteAddDel), m, false),
+                         msg::kIpRouteAddDelReply);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(DecodeIpRouteAddDelReply(*r)->retval, 0);
+  }
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.8.0/26", "10.0.9.0/26"}) {
+    EXPECT_TRUE(Forwards(p)) << p;
+  }
+  EXPECT_TRUE(dp->Probe().ok());
+
+  DeleteAndRecreateLoop0();
+  ASSERT_FALSE(HasFailure());
+  // Our routes are still listed, with their paths, but drop.
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
+            Sorted({R("10.0.2.0/26", "172.16.0.2"), R("10.0.3.0/26", "172.16.0.2"),
+                    R("10.0.4.0/26", "172.16.0.2")}));
+  OperatorRestoresLoop0();
+  ASSERT_FALSE(HasFailure());
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.9.0/26"}) {
+    EXPECT_FALSE(Forwards(p)) << p << ": routes through a deleted interface stay dead";
+  }
+  // What does not bring a route back: the same path again; delete and add.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(4, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_FALSE(Forwards("10.0.2.0/26")) << "same path: it joins the dead path list again";
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Delete(5, "10.0.3.0/26")}));
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(6, "10.0.3.0/26", "172.16.0.2")}));
+  EXPECT_FALSE(Forwards("10.0.3.0/26")) << "delete + add: other routes still hold the dead list";
+
+  // The probe notices: the interface looks right again, but VPP said it was deleted.
+  Status probe;
+  WaitFor([&] { return !(probe = dp->Probe()).ok(); });
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  EXPECT_NE(probe.message().find("deleted"), std::string_view::npos) << probe;
+  EXPECT_EQ(dp->uplink_changes_seen(), 1u);
+  // What the agent does on UNAVAILABLE: Connect (still connected: nothing to do), EnsureUplink.
+  ASSERT_TRUE(dp->Connect().ok());
+  Status st = dp->EnsureUplink(u);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(dp->routes_repointed(), 3u);
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26"}) {
+    EXPECT_TRUE(Forwards(p)) << p << " after the repair";
+  }
+  EXPECT_EQ(Sorted(*dp->DumpOwnedRoutes()),
+            Sorted({R("10.0.2.0/26", "172.16.0.2"), R("10.0.3.0/26", "172.16.0.2"),
+                    R("10.0.4.0/26", "172.16.0.2")}));
+  // The other client's routes are not ours to repair: untouched, still dead.
+  EXPECT_FALSE(Forwards("10.0.9.0/26"));
+  EXPECT_FALSE(Forwards("10.0.8.0/26"));
+  // A new route of ours through the same next hop joins our fresh list, not the dead one.
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(7, "10.0.5.0/26", "172.16.0.2")}));
+  EXPECT_TRUE(Forwards("10.0.5.0/26"));
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_EQ(dp->uplink_changes_seen(), 1u);
+
+  // Next: re-created and left as VPP creates it (admin-down, no address), no event needed.
+  DeleteAndRecreateLoop0();
+  ASSERT_FALSE(HasFailure());
+  WaitFor([&] { return !(probe = dp->Probe()).ok(); });
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  st = dp->EnsureUplink(u);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(dp->uplink_changes_seen(), 2u);
+  EXPECT_EQ(dp->routes_repointed(), 7u);
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.5.0/26"}) {
+    EXPECT_TRUE(Forwards(p)) << p << " after the second repair";
+  }
+  // The probe may have seen the interface gone before VPP's delete event reached the client:
+  // the event then asks for one more repair, which changes nothing that matters.
+  WaitFor([&] {
+    if (dp->Probe().ok()) return true;
+    (void)dp->EnsureUplink(u);
+    return false;
+  });
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_LE(dp->uplink_changes_seen(), 3u);
+  for (auto p : {"10.0.2.0/26", "10.0.3.0/26", "10.0.4.0/26", "10.0.5.0/26"}) {
+    EXPECT_TRUE(Forwards(p)) << p << " at the end";
+  }
+}
+
+// The probe's read-back without any delete: an operator takes the configured address away, or
+// sets the uplink down. Both are noticed, repaired, and the route re-pointed (harmless here).
+TEST_P(UplinkRecreation, ProbeNoticesAMissingAddressAndAnAdminDownUplink) {
+  auto dp = Ready(Config());
+  ASSERT_FALSE(HasFailure());
+  UplinkConfig u;
+  u.name = "loop0";
+  u.addresses = {*net::IpPrefix::ParseInterfaceAddress("172.16.0.1/24")};
+  ExpectAllOk(dp->Apply(std::vector<RouteOp>{Upsert(1, "10.0.2.0/26", "172.16.0.2")}));
+  EXPECT_TRUE(dp->Probe().ok());
+  auto c = RawClient();
+  SwInterfaceAddDelAddress del;
+  del.sw_if_index = 1;
+  del.is_add = false;
+  del.prefix = WirePrefix::FromAddress(*net::IpAddress::Parse("172.16.0.1"), 24);
+  auto r = c->Call(EncodeSwInterfaceAddDelAddress(*c->MsgId(msg::kSwInterfaceAddDelAddress), del),
+                   msg::kSwInterfaceAddDelAddressReply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(DecodeRetvalReply(*r)->retval, 0);
+  Status probe = dp->Probe();
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  EXPECT_NE(probe.message().find("172.16.0.1 is missing"), std::string_view::npos) << probe;
+  ASSERT_TRUE(dp->EnsureUplink(u).ok());
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_EQ(dp->routes_repointed(), 1u);
+  EXPECT_TRUE(Forwards("10.0.2.0/26"));
+
+  SwInterfaceSetFlags down;
+  down.sw_if_index = 1;
+  down.flags = 0;
+  r = c->Call(EncodeSwInterfaceSetFlags(*c->MsgId(msg::kSwInterfaceSetFlags), down),
+              msg::kSwInterfaceSetFlagsReply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  probe = dp->Probe();
+  EXPECT_TRUE(absl::IsUnavailable(probe)) << probe;
+  EXPECT_NE(probe.message().find("admin-down"), std::string_view::npos) << probe;
+  ASSERT_TRUE(dp->EnsureUplink(u).ok());
+  EXPECT_TRUE(dp->Probe().ok());
+  EXPECT_EQ(dp->uplink_changes_seen(), 2u);
+  EXPECT_EQ(dp->routes_repointed(), 2u);
+  EXPECT_TRUE(Forwards("10.0.2.0/26"));
 }
 
 }  // namespace

@@ -225,6 +225,7 @@ void VppSim::ResetStateLocked() {
   interfaces_.clear();
   fib4_.clear();
   fib6_.clear();
+  stale_entries_ = 0;
   sources_ = InitialSources();
   next_stats_ = 1;
   free_stats_.clear();
@@ -589,6 +590,11 @@ void VppSim::HandleSetFlags(Conn& to, const Bytes& msg) {
   SwInterfaceEvent ev;
   ev.sw_if_index = itf->sw_if_index;
   ev.flags = itf->admin_up ? (kIfAdminUp | (itf->link_up ? kIfLinkUp : 0)) : 0;
+  SendInterfaceEventLocked(ev);
+}
+
+void VppSim::SendInterfaceEventLocked(const SwInterfaceEvent& event) {
+  SwInterfaceEvent ev = event;
   for (auto& c : conns_) {
     if (c->dead || !c->want_events) continue;
     ev.client_index = c->handle;
@@ -742,7 +748,27 @@ void VppSim::AddSourcePathsLocked(const WirePrefix& raw, uint8_t src, std::vecto
     e.stats_index = AllocStats();
     it = fib.emplace(key, std::move(e)).first;
   }
+  // VPP builds the new path list (joining a dead one with the same paths, this entry's own
+  // included) before it lets go of the old one.
+  bool stale = stale_entries_ > 0 && StalePathSetExistsLocked(paths);
+  if (it->second.stale.erase(src) > 0) --stale_entries_;
+  if (stale && it->second.stale.insert(src).second) ++stale_entries_;
   it->second.sources[src] = std::move(paths);
+}
+
+bool VppSim::StalePathSetExistsLocked(const std::vector<FibPath>& paths) const {
+  for (const auto* fib : {&fib4_, &fib6_}) {
+    for (const auto& [key, e] : *fib) {
+      for (uint8_t s : e.stale) {
+        const std::vector<FibPath>& held = e.sources.at(s);
+        if (held.size() == paths.size() &&
+            std::is_permutation(held.begin(), held.end(), paths.begin())) {
+          return true;
+        }
+      }
+    }
+  }
+  return false;
 }
 
 void VppSim::RemoveSourceLocked(const WirePrefix& raw, uint8_t src) {
@@ -750,6 +776,7 @@ void VppSim::RemoveSourceLocked(const WirePrefix& raw, uint8_t src) {
   auto it = fib.find(KeyOf(raw));
   if (it == fib.end()) return;
   it->second.sources.erase(src);
+  if (it->second.stale.erase(src) > 0) --stale_entries_;
   if (it->second.sources.empty()) {
     FreeStats(it->second.stats_index);
     fib.erase(it);
@@ -835,6 +862,7 @@ SimRoute VppSim::ToSimRoute(const FibEntry& e, uint8_t best) {
   r.stats_index = e.stats_index;
   r.sources = e.sources;
   r.best_source = best;
+  r.stale_sources = e.stale;
   return r;
 }
 
@@ -871,6 +899,52 @@ Status VppSim::AddInterfaceAddress(uint32_t sw_if_index, const net::IpAddress& a
   int32_t rv = AddInterfaceAddressLocked(*itf, WirePrefix::FromAddress(address, len));
   if (rv != 0) return absl::InternalError(RetvalToString(rv));
   return absl::OkStatus();
+}
+
+Status VppSim::DeleteInterface(uint32_t sw_if_index) {
+  std::lock_guard lock(mu_);
+  SimInterface* itf = FindInterfaceLocked(sw_if_index);
+  if (itf == nullptr || sw_if_index == 0) {
+    return absl::NotFoundError(absl::StrCat("no deletable interface ", sw_if_index));
+  }
+  // VPP removes the addresses (and their connected/local entries) first...
+  auto addrs = itf->addresses;
+  for (const WirePrefix& p : addrs) DelInterfaceAddressLocked(*itf, p);
+  // ...and every path list through the interface becomes a permanent drop (fib_path.c: "the
+  // route needs to be removed and readded (and hence the path-list deleted) before it can
+  // forward again"). The entries stay, and a dump still lists them with their paths.
+  for (auto* fib : {&fib4_, &fib6_}) {
+    for (auto& [key, e] : *fib) {
+      for (const auto& [src, paths] : e.sources) {
+        bool through = std::any_of(paths.begin(), paths.end(), [&](const FibPath& p) {
+          return p.sw_if_index == sw_if_index && p.type != kPathLocal;
+        });
+        if (through && e.stale.insert(src).second) ++stale_entries_;
+      }
+    }
+  }
+  std::erase_if(interfaces_, [&](const SimInterface& i) { return i.sw_if_index == sw_if_index; });
+  SwInterfaceEvent ev;
+  ev.sw_if_index = sw_if_index;
+  ev.deleted = true;
+  SendInterfaceEventLocked(ev);
+  return absl::OkStatus();
+}
+
+StatusOr<uint32_t> VppSim::CreateInterface(SimInterface itf) {
+  std::lock_guard lock(mu_);
+  uint32_t idx = 1;
+  while (FindInterfaceLocked(idx) != nullptr) ++idx;
+  itf.sw_if_index = idx;
+  itf.addresses.clear();
+  itf.ip6_enabled = false;
+  itf.admin_up = false;
+  if (itf.link_follows_admin) itf.link_up = false;
+  interfaces_.push_back(std::move(itf));
+  std::sort(
+      interfaces_.begin(), interfaces_.end(),
+      [](const SimInterface& a, const SimInterface& b) { return a.sw_if_index < b.sw_if_index; });
+  return idx;
 }
 
 std::optional<SimInterface> VppSim::Interface(uint32_t sw_if_index) const {

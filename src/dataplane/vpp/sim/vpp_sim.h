@@ -12,6 +12,10 @@
 //   a best source by priority, VPP's internal entries (default DROP, connected, local, network and
 //   broadcast); stats indices are reused LIFO as VPP's pool does;
 // - fib_source_add allocates a new id on every call, even for a known name (ids are u8).
+// - interface delete and create as VPP does them (`delete host-interface`, `create
+//   host-interface`): the delete removes the interface's addresses and leaves every route whose
+//   path set went through it stale (it drops traffic for good; see FibEntry::stale), the
+//   create reuses the lowest free sw_if_index and starts admin-down without addresses;
 // Fault injection: close every connection, restart with an empty FIB and new ids, reply delay,
 // drop a connection after N messages, a wrong CRC for a chosen message, pause reading.
 //
@@ -26,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,7 +94,11 @@ struct SimRoute {
   uint32_t stats_index = 0;
   std::map<uint8_t, std::vector<FibPath>> sources;
   uint8_t best_source = 0;
+  // Sources whose path set went through an interface that was deleted since (see VppSim).
+  std::set<uint8_t> stale_sources;
   const std::vector<FibPath>& best_paths() const { return sources.at(best_source); }
+  // What the data plane does with the entry: false when its best source's paths are stale.
+  bool forwards() const { return !stale_sources.contains(best_source); }
 };
 
 class VppSim {
@@ -119,6 +128,13 @@ class VppSim {
   int connection_count() const;
   uint64_t messages_handled() const;
 
+  // ---- interfaces coming and going ----
+  // `delete host-interface`: NOT_FOUND when there is no such interface (local0 cannot go).
+  Status DeleteInterface(uint32_t sw_if_index);
+  // `create host-interface`: `itf` without addresses; its sw_if_index is ignored and the lowest
+  // free one is used (VPP's pool reuses freed indices). Returns that index.
+  StatusOr<uint32_t> CreateInterface(SimInterface itf);
+
   // ---- fault injection ----
   void CloseAllConnections();
   // A VPP restart: connections closed, FIB/sources/interfaces back to the initial options, new
@@ -141,6 +157,11 @@ class VppSim {
     WirePrefix raw;
     uint32_t stats_index = 0;
     std::map<uint8_t, std::vector<FibPath>> sources;
+    // VPP shares one path list between every entry with the same path set. When an interface
+    // is deleted, the path lists through it turn into permanent drops, and a route added later
+    // with the same path set joins that dead list as long as any entry still holds it; only
+    // when none does is a fresh (working) list built. These sources hold such a dead list.
+    std::set<uint8_t> stale;
   };
   using FibKey = std::pair<std::array<uint8_t, 16>, uint8_t>;
   enum class Kind;
@@ -172,6 +193,8 @@ class VppSim {
   void RemoveSourceLocked(const WirePrefix& raw, uint8_t src);
   int32_t AddInterfaceAddressLocked(SimInterface& itf, const WirePrefix& p);
   int32_t DelInterfaceAddressLocked(SimInterface& itf, const WirePrefix& p);
+  bool StalePathSetExistsLocked(const std::vector<FibPath>& paths) const;
+  void SendInterfaceEventLocked(const SwInterfaceEvent& ev);
   SimInterface* FindInterfaceLocked(uint32_t sw_if_index);
   static SimRoute ToSimRoute(const FibEntry& e, uint8_t best);
 
@@ -195,6 +218,7 @@ class VppSim {
   std::map<FibKey, FibEntry> fib6_;
   std::vector<FibSource> sources_;
   uint32_t next_stats_ = 1;
+  size_t stale_entries_ = 0;  // (entry, source) pairs holding a dead list: skips the search
   std::vector<uint32_t> free_stats_;
   uint32_t vpe_pid_ = 0;
   uint64_t handled_ = 0;
