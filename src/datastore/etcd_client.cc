@@ -340,6 +340,20 @@ class GrpcEtcdClient final : public EtcdClient {
     return resp.header().revision();
   }
 
+  StatusOr<int64_t> PutIfChanged(const std::string& key, const std::string& value) override {
+    pb::RangeRequest req;
+    req.set_key(key);
+    pb::RangeResponse resp;
+    RETURN_IF_ERROR(Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      resp.Clear();
+      return ep.kv->Range(ctx, req, &resp);
+    }));
+    if (resp.kvs_size() == 1 && resp.kvs(0).key() == key && resp.kvs(0).value() == value) {
+      return resp.header().revision();
+    }
+    return Put(key, value);
+  }
+
   StatusOr<int64_t> Delete(const std::string& key) override { return DeleteRange(key, ""); }
 
   StatusOr<int64_t> DeletePrefix(const std::string& prefix) override {

@@ -235,6 +235,30 @@ TEST_F(EtcdTest, PutRangeDelete) {
   EXPECT_EQ(snap->kvs.size(), 1u);
 }
 
+// An unchanged value is not written again: a write would move the store's revision.
+TEST_F(EtcdTest, PutIfChangedWritesOnlyADifferentValue) {
+  auto created = client_->PutIfChanged("/peer/a", "192.0.2.1");
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto same = client_->PutIfChanged("/peer/a", "192.0.2.1");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(*same, *created);
+  auto snap = client_->RangePrefix("/peer/");
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->revision, *created);
+
+  auto changed = client_->PutIfChanged("/peer/a", "192.0.2.2");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_GT(*changed, *created);
+  // A key that only starts with the same bytes is another key.
+  auto longer = client_->PutIfChanged("/peer/a2", "192.0.2.2");
+  ASSERT_TRUE(longer.ok()) << longer.status();
+  EXPECT_GT(*longer, *changed);
+  snap = client_->RangePrefix("/peer/");
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->kvs.size(), 2u);
+  EXPECT_EQ(snap->kvs[0].value, "192.0.2.2");
+}
+
 TEST_F(EtcdTest, BinaryKeysAndValues) {
   std::string key = std::string("/bin/\xff\x00\x01", 8);
   std::string value = std::string("\x00\xff", 2);
