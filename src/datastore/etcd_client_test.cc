@@ -468,6 +468,14 @@ TEST_F(EtcdTest, ListingThroughGrpcProxyIsNeverServedAStaleRevision) {
   // current data, not the proxy's cached old listing.
   int64_t last = MustPut("/px/4", "newer");
   ASSERT_TRUE(server_->Compact(last).ok());
+  // A listing pinned at a compacted revision: the member refuses it; the proxy, which did not
+  // see the compaction (it went to the member), still answers from its cache, and exactly.
+  auto compacted = client_->RangePrefix("/px/", first->revision);
+  ASSERT_FALSE(compacted.ok());
+  EXPECT_THAT(std::string(compacted.status().message()), HasSubstr("compacted"));
+  auto cached = client->RangePrefix("/px/", first->revision);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(cached->kvs, first->kvs);
   Recorder rec;
   EtcdWatcher watcher(via_proxy, {"/px/"}, rec.Sink());
   watcher.SetStartRevisionForTest(first->revision + 1);
