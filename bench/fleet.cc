@@ -145,9 +145,11 @@ class Fleet {
       std::set<int64_t> revisions;
       for (const auto& log : g.logs) revisions.insert(ListedRevision(ReadFile(log)));
       out.revisions = static_cast<double>(revisions.size());
-      ASSIGN_OR_RETURN(RangeCounts ranges, MembersRanges(etcd_));
-      out.member_ranges = ranges.all - ranges_before.all;
-      out.member_range_errors = ranges.errors - ranges_before.errors;
+      // A figure that cannot be read stays n/a; the agents must still be stopped below.
+      if (auto ranges = MembersRanges(etcd_); ranges.ok()) {
+        out.member_ranges = ranges->all - ranges_before.all;
+        out.member_range_errors = ranges->errors - ranges_before.errors;
+      }
       st = VerifyAll(g);
       // Every agent is watching by now (it reports programmed only once in sync).
       if (st.ok()) {
