@@ -83,7 +83,9 @@ class EtcdClient {
   static StatusOr<std::unique_ptr<EtcdClient>> Create(const EtcdConfig& config);
   virtual ~EtcdClient() = default;
 
-  // All keys under `prefix` at `revision` (0 = latest); returns the kvs and the revision read.
+  // All keys under `prefix` at `revision`; returns the kvs and the revision read. With 0, the
+  // latest revision, learned first with a linearizable read of one key; every page is then a
+  // serializable Range pinned at it (see etcd_client.cc, NOTE (listing)).
   virtual StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision = 0) = 0;
   // The same, page by page: `on_page` gets each page's keys and the listing's revision as they
   // arrive; an error it returns ends the listing. Returns the revision read. The default
