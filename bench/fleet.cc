@@ -1,8 +1,14 @@
 #include "bench/fleet.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "bench/report.h"
@@ -14,9 +20,15 @@ namespace {
 
 // What one cold start of a group of agents cost.
 struct FleetStart {
-  double last_s = NAN;      // fork of the first agent -> the last one programmed
-  double median_s = NAN;    // ... the median agent programmed
-  double sent_bytes = NAN;  // sent by all etcd members meanwhile
+  double last_s = NAN;               // fork of the first agent -> the last one programmed
+  double median_s = NAN;             // ... the median agent programmed
+  double sent_bytes = NAN;           // sent by all etcd members meanwhile
+  double agent_cpu_s = NAN;          // median CPU (user + system) of one agent until programmed
+  double agents_cpu_s = NAN;         // all agents' CPU together
+  double revisions = NAN;            // distinct revisions the agents listed at
+  double member_watchers = NAN;      // watchers the members hold once every agent watches
+  double member_ranges = NAN;        // Range requests the members answered meanwhile
+  double member_range_errors = NAN;  // ... of which they refused (e.g. a future revision)
 };
 
 // The sum of etcd_network_client_grpc_sent_bytes_total over the members.
@@ -31,6 +43,73 @@ StatusOr<double> MembersSentBytes(const testing::EtcdServer& etcd) {
     sum += MetricSum(res->body, "etcd_network_client_grpc_sent_bytes_total");
   }
   return sum;
+}
+
+// The sum over the members' /metrics of the samples of `metric` whose labels contain
+// `labels` (empty: every sample).
+StatusOr<double> MembersMetric(const testing::EtcdServer& etcd, const std::string& metric,
+                               const std::string& labels = "") {
+  double sum = 0;
+  for (const std::string& endpoint : etcd.endpoints()) {
+    httplib::Client client(endpoint);
+    client.set_read_timeout(10, 0);
+    auto res = client.Get("/metrics");
+    if (!res || res->status != 200)
+      return absl::UnavailableError(fmt::format("GET {}/metrics failed", endpoint));
+    std::istringstream lines(res->body);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (!line.starts_with(metric) || line.size() <= metric.size()) continue;
+      char next = line[metric.size()];
+      if (next != ' ' && next != '{') continue;
+      auto value_at = line.rfind(' ');
+      if (line.find(labels) >= value_at) continue;
+      sum += std::strtod(line.c_str() + value_at + 1, nullptr);
+    }
+  }
+  return sum;
+}
+
+// Range requests the members have answered so far (etcd's gRPC server metrics), and those
+// answered with an error.
+struct RangeCounts {
+  double all = 0;
+  double errors = 0;
+};
+StatusOr<RangeCounts> MembersRanges(const testing::EtcdServer& etcd) {
+  RangeCounts out;
+  ASSIGN_OR_RETURN(out.all,
+                   MembersMetric(etcd, "grpc_server_handled_total", "grpc_method=\"Range\""));
+  ASSIGN_OR_RETURN(double ok, MembersMetric(etcd, "grpc_server_handled_total",
+                                            "grpc_code=\"OK\",grpc_method=\"Range\""));
+  out.errors = out.all - ok;
+  return out;
+}
+
+// CPU seconds (user + system) a running process has used so far, from /proc/<pid>/stat.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return NAN;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double utime = NAN, stime = NAN;
+  // state is field 3; utime and stime are fields 14 and 15.
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n == 14) utime = std::stod(field);
+    if (n == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The revision of the agent's (first) complete listing, from its log; 0 when absent.
+int64_t ListedRevision(const std::string& log) {
+  static const std::regex kListed("listed [0-9]+ keys at revision ([0-9]+)");
+  std::smatch m;
+  if (!std::regex_search(log, m, kListed)) return 0;
+  return std::stoll(m[1].str());
 }
 
 // "host:port" of a "http://host:port" endpoint (grpc-proxy's --endpoints form).
@@ -51,22 +130,42 @@ class Fleet {
     Group g;
     RETURN_IF_ERROR(PrepareDataplanes(label, count, g));
     ASSIGN_OR_RETURN(double before, MembersSentBytes(etcd_));
+    ASSIGN_OR_RETURN(RangeCounts ranges_before, MembersRanges(etcd_));
     auto started = Steady::now();
-    Status st = StartAgents(label, endpoints, g);
+    Status st = StartAgents(label, endpoints, g, started);
     if (st.ok()) st = WaitAllProgrammed(g, started);
     FleetStart out;
     if (st.ok()) {
       ASSIGN_OR_RETURN(double after, MembersSentBytes(etcd_));
       out.sent_bytes = after - before;
+      std::vector<double> cpu;
+      for (auto& a : g.agents) cpu.push_back(ProcessCpuSeconds(a->pid()));
+      out.agent_cpu_s = Percentile(cpu, 0.5);
+      out.agents_cpu_s = std::accumulate(cpu.begin(), cpu.end(), 0.0);
+      std::set<int64_t> revisions;
+      for (const auto& log : g.logs) revisions.insert(ListedRevision(ReadFile(log)));
+      out.revisions = static_cast<double>(revisions.size());
+      // A figure that cannot be read stays n/a; the agents must still be stopped below.
+      if (auto ranges = MembersRanges(etcd_); ranges.ok()) {
+        out.member_ranges = ranges->all - ranges_before.all;
+        out.member_range_errors = ranges->errors - ranges_before.errors;
+      }
       st = VerifyAll(g);
+      // Every agent is watching by now (it reports programmed only once in sync).
+      if (st.ok()) {
+        auto watchers = MembersMetric(etcd_, "etcd_debugging_mvcc_watcher_total");
+        if (watchers.ok()) out.member_watchers = *watchers;
+      }
     }
     StopAll(g);
     RETURN_IF_ERROR(st);
     out.last_s = *std::max_element(g.programmed_s.begin(), g.programmed_s.end());
     out.median_s = Percentile(g.programmed_s, 0.5);
     Log("fleet {}: {} agent(s) programmed, the last after {:.2f} s; the etcd members sent "
-        "{:.1f} MiB",
-        label, count, out.last_s, out.sent_bytes / (1 << 20));
+        "{:.1f} MiB; {:.2f} CPU-s per agent (median), {:.1f} CPU-s in all; {} listing "
+        "revision(s); members hold {} watchers and answered {} Range requests ({} with an error)",
+        label, count, out.last_s, out.sent_bytes / (1 << 20), out.agent_cpu_s, out.agents_cpu_s,
+        out.revisions, out.member_watchers, out.member_ranges, out.member_range_errors);
     return out;
   }
 
@@ -87,8 +186,16 @@ class Fleet {
     return absl::OkStatus();
   }
 
-  Status StartAgents(const std::string& label, const std::string& endpoints, Group& g) {
-    for (size_t i = 0; i < g.dataplanes.size(); ++i) {
+  Status StartAgents(const std::string& label, const std::string& endpoints, Group& g,
+                     Steady::time_point started) {
+    const size_t n = g.dataplanes.size();
+    for (size_t i = 0; i < n; ++i) {
+      if (s_.agents_spread_s > 0 && n > 1) {
+        auto at = started +
+                  std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(
+                      s_.agents_spread_s * static_cast<double>(i) / static_cast<double>(n - 1)));
+        std::this_thread::sleep_until(at);
+      }
       int host = static_cast<int>(i) + 1;
       ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
       std::vector<std::string> args = {s_.agent_binary,
@@ -236,6 +343,13 @@ void PrintFleetReport(const Settings& s, const std::string& command, const Clust
   row("time until the last agent is programmed (s)", &FleetStart::last_s, 1, 2);
   row("median agent programmed (s)", &FleetStart::median_s, 1, 2);
   row("bytes sent by the etcd members (MiB)", &FleetStart::sent_bytes, 1.0 / (1 << 20), 1);
+  row("agent CPU until programmed, per agent (s, median of the agents)", &FleetStart::agent_cpu_s,
+      1, 2);
+  row("all agents' CPU together (s)", &FleetStart::agents_cpu_s, 1, 1);
+  row("distinct revisions the agents listed at", &FleetStart::revisions, 1, 0);
+  row("watchers held by the members, all agents watching", &FleetStart::member_watchers, 1, 0);
+  row("Range requests the members answered", &FleetStart::member_ranges, 1, 0);
+  row("... of which with an error", &FleetStart::member_range_errors, 1, 0);
   std::printf("| **members' bytes ÷ one listing** (target ≤ 3 through the proxy) | 1 | %s | %s |\n",
               Cell(ratio(direct, single, &FleetStart::sent_bytes), 1).c_str(),
               Cell(ratio(proxied, single, &FleetStart::sent_bytes), 1).c_str());

@@ -91,6 +91,11 @@ void AddModeFlags(CLI::App& app, Settings& s, std::string& shape) {
                  "simulator) against a 3-member etcd, directly and through one grpc-proxy")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  app.add_option("--agents-spread", s.agents_spread_s,
+                 "Fleet mode: spread the agents' starts evenly over this many seconds (0: all at "
+                 "once)")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
 }
 
 // Fills `s` from the command line; nullopt to go on, else the exit code.

@@ -44,8 +44,9 @@ struct Settings {
   // Its arguments; {routes} is the route file ("<prefix> via <gateway> dev <ifname>" lines),
   // {dev} the uplink, {count} the number of routes.
   std::string netlink_writer_args = "{routes}";
-  std::string etcdctl;  // the reference read; empty: not measured
-  int agents = 0;       // > 0: the fleet mode (fleet.h)
+  std::string etcdctl;         // the reference read; empty: not measured
+  int agents = 0;              // > 0: the fleet mode (fleet.h)
+  double agents_spread_s = 0;  // fleet mode: the agents' starts spread evenly over this long
 };
 
 struct RunResult {

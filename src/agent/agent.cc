@@ -525,7 +525,7 @@ void Agent::PublishPeerAddresses() {
   publisher_->Post([this, kvs = std::move(kvs)] {
     Status status;
     for (const auto& [key, value] : kvs) {
-      auto put = publisher_client_->Put(key, value);
+      auto put = publisher_client_->PutIfChanged(key, value);
       if (!put.ok()) status = put.status();
     }
     loop_.Post([this, status, kvs] {

@@ -13,13 +13,15 @@
 // tokens expire (and are member state), so an "invalid auth token" answer triggers one
 // re-authentication and one retry of the call.
 //
-// NOTE (listing): a listing's first page is linearizable at the latest revision R; every later
-// page is serializable and pinned at R. A pinned serializable read is answered by whichever
-// member (or gRPC proxy, from its cache) gets it, without a round to the leader, and it is exact:
-// history at R never changes. The first page must not be serializable: a lagging follower would
-// answer with an old R, and a gRPC proxy caches serializable answers at revision 0 until a write
-// *through that proxy* invalidates them, so its R can be arbitrarily old, even compacted, and a
-// re-list after compaction would be served the same compacted R again. docs/design.md ("etcd")
+// NOTE (listing): a listing learns its revision R from a tiny linearizable read (one key, keys
+// only: a ReadIndex round and a header), then reads every page serializable and pinned at R. A
+// pinned serializable read is answered by whichever member gets it, without a round to the
+// leader, and it is exact: history at R never changes. An `etcd grpc-proxy` keys its cache on
+// the whole request, so agents that list at the same R send byte-identical page requests and
+// share its cached answers. R itself must not come from a serializable read: a lagging follower
+// would answer an old R, and the proxy caches serializable answers at revision 0 until a write
+// *through that proxy* invalidates them, so its R could be arbitrarily old, even compacted, and a
+// re-list after a compaction would be served the same compacted R again. docs/design.md ("etcd")
 // has the argument why the watch from R+1 makes the result exact.
 
 #include "datastore/etcd_client.h"
@@ -237,24 +239,19 @@ class GrpcEtcdClient final : public EtcdClient {
 
   StatusOr<int64_t> RangePrefixPages(const std::string& prefix, int64_t revision,
                                      const PageCallback& on_page) override {
+    if (revision == 0) {
+      ASSIGN_OR_RETURN(revision, CurrentRevision(prefix));
+    }
+    // Every field fixed and deterministic: the same page at the same R is the same request
+    // (the gRPC proxy's cache key) whichever agent sends it.
     pb::RangeRequest req;
     // etcd rejects an empty key; "\0".."\0" is its spelling of "every key".
     req.set_key(prefix.empty() ? std::string(1, '\0') : prefix);
     req.set_range_end(PrefixRangeEnd(prefix));
     req.set_limit(config_.page_size);
     req.set_revision(revision);
-    // Without a revision the first page is linearizable: its header revision R is then at least
-    // every revision already committed, whatever member or proxy answers.
-    req.set_serializable(revision != 0);
-    ASSIGN_OR_RETURN(pb::RangeResponse page, RangePage(req));
-    if (revision == 0) {
-      if (page.header().revision() <= 0) {
-        return absl::InternalError(
-            absl::StrCat("etcd Range answered with revision ", page.header().revision()));
-      }
-      req.set_revision(page.header().revision());
-    }
     req.set_serializable(true);
+    ASSIGN_OR_RETURN(pb::RangeResponse page, RangePage(req));
     for (int n = 0; n < kMaxPages; ++n) {
       std::future<StatusOr<pb::RangeResponse>> next;
       if (page.more()) {
@@ -285,6 +282,28 @@ class GrpcEtcdClient final : public EtcdClient {
       ASSIGN_OR_RETURN(page, next.get());
     }
     return absl::InternalError("etcd Range did not finish within the page bound");
+  }
+
+  // The store's revision now: a linearizable Range of the single key `probe_key` (usually
+  // absent; keys only, so at most one key comes back). Linearizable, so R is at least every
+  // revision committed before the call, whichever member or proxy answers; a gRPC proxy always
+  // forwards it. Its cost to the members does not grow with the data, unlike a limited Range
+  // over the prefix, which etcd 3.4 answers after counting the whole rest of the range.
+  StatusOr<int64_t> CurrentRevision(const std::string& probe_key) {
+    pb::RangeRequest req;
+    req.set_key(probe_key.empty() ? std::string(1, '\0') : probe_key);
+    req.set_keys_only(true);
+    pb::RangeResponse resp;
+    range_rpcs_.fetch_add(1, std::memory_order_relaxed);
+    RETURN_IF_ERROR(Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      resp.Clear();
+      return ep.kv->Range(ctx, req, &resp);
+    }));
+    if (resp.header().revision() <= 0) {
+      return absl::InternalError(
+          absl::StrCat("etcd Range answered with revision ", resp.header().revision()));
+    }
+    return resp.header().revision();
   }
 
   StatusOr<pb::RangeResponse> RangePage(const pb::RangeRequest& req) {
@@ -319,6 +338,20 @@ class GrpcEtcdClient final : public EtcdClient {
       return ep.kv->Put(ctx, req, &resp);
     }));
     return resp.header().revision();
+  }
+
+  StatusOr<int64_t> PutIfChanged(const std::string& key, const std::string& value) override {
+    pb::RangeRequest req;
+    req.set_key(key);
+    pb::RangeResponse resp;
+    RETURN_IF_ERROR(Call("Range", [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      resp.Clear();
+      return ep.kv->Range(ctx, req, &resp);
+    }));
+    if (resp.kvs_size() == 1 && resp.kvs(0).key() == key && resp.kvs(0).value() == value) {
+      return resp.header().revision();
+    }
+    return Put(key, value);
   }
 
   StatusOr<int64_t> Delete(const std::string& key) override { return DeleteRange(key, ""); }

@@ -83,7 +83,9 @@ class EtcdClient {
   static StatusOr<std::unique_ptr<EtcdClient>> Create(const EtcdConfig& config);
   virtual ~EtcdClient() = default;
 
-  // All keys under `prefix` at `revision` (0 = latest); returns the kvs and the revision read.
+  // All keys under `prefix` at `revision`; returns the kvs and the revision read. With 0, the
+  // latest revision, learned first with a linearizable read of one key; every page is then a
+  // serializable Range pinned at it (see etcd_client.cc, NOTE (listing)).
   virtual StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision = 0) = 0;
   // The same, page by page: `on_page` gets each page's keys and the listing's revision as they
   // arrive; an error it returns ends the listing. Returns the revision read. The default
@@ -92,6 +94,14 @@ class EtcdClient {
   virtual StatusOr<int64_t> RangePrefixPages(const std::string& prefix, int64_t revision,
                                              const PageCallback& on_page);
   virtual StatusOr<int64_t> Put(const std::string& key, const std::string& value) = 0;
+  // Puts `value` under `key` unless the key holds it already (a linearizable read first), and
+  // returns the revision written or read. A write bumps the store's revision: agents that
+  // republish an unchanged peer address at every start would give each other a different
+  // listing revision, and a gRPC proxy could then not share one listing's pages among them.
+  // The default implementation always puts.
+  virtual StatusOr<int64_t> PutIfChanged(const std::string& key, const std::string& value) {
+    return Put(key, value);
+  }
   virtual StatusOr<int64_t> Delete(const std::string& key) = 0;
   // Deletes every key under prefix (tests and the demo use it).
   virtual StatusOr<int64_t> DeletePrefix(const std::string& prefix) = 0;

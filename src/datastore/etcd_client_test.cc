@@ -235,6 +235,30 @@ TEST_F(EtcdTest, PutRangeDelete) {
   EXPECT_EQ(snap->kvs.size(), 1u);
 }
 
+// An unchanged value is not written again: a write would move the store's revision.
+TEST_F(EtcdTest, PutIfChangedWritesOnlyADifferentValue) {
+  auto created = client_->PutIfChanged("/peer/a", "192.0.2.1");
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto same = client_->PutIfChanged("/peer/a", "192.0.2.1");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(*same, *created);
+  auto snap = client_->RangePrefix("/peer/");
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->revision, *created);
+
+  auto changed = client_->PutIfChanged("/peer/a", "192.0.2.2");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_GT(*changed, *created);
+  // A key that only starts with the same bytes is another key.
+  auto longer = client_->PutIfChanged("/peer/a2", "192.0.2.2");
+  ASSERT_TRUE(longer.ok()) << longer.status();
+  EXPECT_GT(*longer, *changed);
+  snap = client_->RangePrefix("/peer/");
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->kvs.size(), 2u);
+  EXPECT_EQ(snap->kvs[0].value, "192.0.2.2");
+}
+
 TEST_F(EtcdTest, BinaryKeysAndValues) {
   std::string key = std::string("/bin/\xff\x00\x01", 8);
   std::string value = std::string("\x00\xff", 2);
@@ -274,7 +298,8 @@ TEST_F(EtcdTest, RangePrefixIsPaginatedAtOneRevision) {
     ASSERT_EQ(snap->kvs[i].key, absl::StrFormat("/page/%05d", i));
     ASSERT_EQ(snap->kvs[i].value, absl::StrCat("v", i));
   }
-  EXPECT_EQ(paged->range_rpc_count(), kKeys / 100);
+  // One linearizable read of the revision, then the pages.
+  EXPECT_EQ(paged->range_rpc_count(), 1 + kKeys / 100);
 
   // Pages after the first read the first page's revision: a listing at an old revision does
   // not see keys written later, across every page.
@@ -443,6 +468,14 @@ TEST_F(EtcdTest, ListingThroughGrpcProxyIsNeverServedAStaleRevision) {
   // current data, not the proxy's cached old listing.
   int64_t last = MustPut("/px/4", "newer");
   ASSERT_TRUE(server_->Compact(last).ok());
+  // A listing pinned at a compacted revision: the member refuses it; the proxy, which did not
+  // see the compaction (it went to the member), still answers from its cache, and exactly.
+  auto compacted = client_->RangePrefix("/px/", first->revision);
+  ASSERT_FALSE(compacted.ok());
+  EXPECT_THAT(std::string(compacted.status().message()), HasSubstr("compacted"));
+  auto cached = client->RangePrefix("/px/", first->revision);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(cached->kvs, first->kvs);
   Recorder rec;
   EtcdWatcher watcher(via_proxy, {"/px/"}, rec.Sink());
   watcher.SetStartRevisionForTest(first->revision + 1);
@@ -458,6 +491,45 @@ TEST_F(EtcdTest, ListingThroughGrpcProxyIsNeverServedAStaleRevision) {
   ASSERT_TRUE(rec.WaitChanges(1));
   EXPECT_THAT(rec.changes(), ElementsAre(PutC("/px/5", "x", after)));
   watcher.Stop();
+}
+
+// A fleet behind one proxy must cost the members about one listing: every page of a listing is
+// a serializable Range pinned at R, and the proxy keys its cache on the whole request, so a second
+// agent listing at the same R sends the same requests and is answered from the cache. Proved
+// here by stopping the member: the second listing can only come from the proxy's cache.
+TEST_F(EtcdTest, PagesPinnedAtOneRevisionAreServedByTheProxyCache) {
+  auto proxy = GrpcProxy::Start({server_->endpoint(0)});
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  EtcdConfig via_proxy = Config();
+  via_proxy.endpoints = {(*proxy)->endpoint()};
+  via_proxy.page_size = 3;
+  via_proxy.dial_timeout = std::chrono::milliseconds(500);
+  via_proxy.request_timeout = std::chrono::milliseconds(2000);
+  for (int i = 0; i < 10; ++i) MustPut(absl::StrCat("/fleet/", i), std::string(100, 'a' + i));
+
+  auto first_agent = MakeClient(via_proxy);
+  ASSERT_NE(first_agent, nullptr);
+  auto listed = first_agent->RangePrefix("/fleet/");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->kvs.size(), 10u);
+  // The revision read, then four pages (3 + 3 + 3 + 1 keys).
+  EXPECT_EQ(first_agent->range_rpc_count(), 5);
+
+  ASSERT_TRUE(server_->StopMember(0).ok());
+  auto second_agent = MakeClient(via_proxy);
+  ASSERT_NE(second_agent, nullptr);
+  auto cached = second_agent->RangePrefix("/fleet/", listed->revision);
+  ASSERT_TRUE(server_->StartMember(0).ok());
+  ASSERT_TRUE(cached.ok()) << "not served from the proxy's cache: " << cached.status();
+  EXPECT_EQ(cached->kvs, listed->kvs);
+  EXPECT_EQ(cached->revision, listed->revision);
+
+  // A revision the cache has never seen is not invented: with the member back it is read.
+  int64_t later = MustPut("/fleet/0", "changed");
+  auto fresh = second_agent->RangePrefix("/fleet/");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_GE(fresh->revision, later);
+  EXPECT_EQ(fresh->kvs.front().value, "changed");
 }
 
 // Not a test but a measurement (run by hand, see docs/performance.md): 100k keys of ~900 B
