@@ -65,7 +65,11 @@ Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane
       calculator_({config_.node_name, AddressesOf(config_.uplink)}),
       reconciler_(routing::RetryPolicy{config_.route_retry_initial, config_.route_retry_max}),
       publish_backoff_(config_.publish_backoff_initial, config_.publish_backoff_max,
-                       config_.backoff_jitter) {}
+                       config_.backoff_jitter) {
+  // The reconciler's desired table is the calculator's output (FlushDeltas applies every delta
+  // to it): one table of routes, not two.
+  calculator_.ShareDesiredTable(reconciler_.desired());
+}
 
 Agent::~Agent() { StopThreads(); }
 

@@ -181,6 +181,21 @@ void RouteCalculator::Recompute(const net::IpPrefix& dst) {
       pending_[dst] = winner->node;
     }
   }
+  if (shared_desired_) {
+    // What the caller holds is the shared table; a delta not taken yet overrides it.
+    std::optional<net::Route> applied;
+    if (auto cur = shared_desired_->find(dst); cur != shared_desired_->end()) applied = cur->second;
+    auto pending_delta = deltas_.find(dst);
+    std::optional<net::Route> have =
+        pending_delta != deltas_.end() ? pending_delta->second : applied;
+    if (have == want) return;
+    if (want == applied) {
+      deltas_.erase(pending_delta);  // back to what the caller holds: nothing to tell it
+    } else {
+      deltas_[dst] = want;
+    }
+    return;
+  }
   auto cur = desired_.find(dst);
   std::optional<net::Route> have;
   if (cur != desired_.end()) have = cur->second;
@@ -191,6 +206,11 @@ void RouteCalculator::Recompute(const net::IpPrefix& dst) {
     desired_.erase(dst);
   }
   deltas_[dst] = want;
+}
+
+void RouteCalculator::ShareDesiredTable(const RouteTable& applied) {
+  VCRA_CHECK(desired_.empty() && deltas_.empty());
+  shared_desired_ = &applied;
 }
 
 void RouteCalculator::RecomputeNode(NodeId node) {

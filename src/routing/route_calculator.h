@@ -81,8 +81,14 @@ class RouteCalculator {
   // Deltas since the last call, at most one per prefix, in no particular order.
   std::vector<RouteDelta> TakeDeltas();
 
-  // Current desired routes.
-  const RouteTable& desired() const { return desired_; }
+  // Keep no desired table of its own: `applied` is where the caller applies every delta it takes
+  // (the reconciler's desired routes), so the calculator computes its deltas against that table
+  // plus the deltas not taken yet. At 100k routes that is one table of routes instead of two.
+  // Call before the first input; `applied` must outlive the calculator.
+  void ShareDesiredTable(const RouteTable& applied);
+
+  // Current desired routes. With a shared table: as of the last TakeDeltas applied to it.
+  const RouteTable& desired() const { return shared_desired_ ? *shared_desired_ : desired_; }
   // Prefixes waiting for their node's address, with the node.
   std::vector<RouteIntent> Pending() const;
   size_t pending_count() const { return pending_.size(); }
@@ -167,7 +173,8 @@ class RouteCalculator {
   std::vector<absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>>> prefixes_by_node_;
   std::vector<PeerAddresses> peers_;  // NodeId -> addresses (empty: none)
   std::map<std::string, calico::IpPool> pools_;
-  RouteTable desired_;
+  RouteTable desired_;  // empty when shared_desired_ is set
+  const RouteTable* shared_desired_ = nullptr;
   absl::flat_hash_map<net::IpPrefix, NodeId, std::hash<net::IpPrefix>> pending_;
   absl::flat_hash_map<net::IpPrefix, std::optional<net::Route>, std::hash<net::IpPrefix>> deltas_;
 };

@@ -245,5 +245,87 @@ TEST_F(RouteCalculatorTest, StatusViewNamesNodeAndBlockOfEveryPrefix) {
   EXPECT_EQ(peers["host-b"].second, A("fd00:99::2"));
 }
 
+// With a shared table (the agent's wiring: the reconciler's desired routes), the calculator keeps
+// no table of its own; after every TakeDeltas applied to the shared table, that table must equal
+// what a calculator with its own table holds, and no delta may be a no-op. Several events between
+// two takes include a route that changes and changes back (its delta must vanish).
+TEST(RouteCalculatorSharedTable, SameRoutesAsAnOwnTableWithoutNoOpDeltas) {
+  CalculatorConfig config{"host-a", {A("10.99.0.1")}};
+  RouteCalculator own(config);
+  RouteCalculator shared(config);
+  RouteTable applied;
+  shared.ShareDesiredTable(applied);
+  const char* nodes[] = {"host-a", "host-b", "host-c", "host-d"};
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % n;
+  };
+  size_t deltas_seen = 0;
+  for (int round = 0; round < 300; ++round) {
+    int events = 1 + static_cast<int>(next(4));
+    for (int e = 0; e < events; ++e) {
+      uint32_t what = next(10);
+      std::string cidr = "10.244." + std::to_string(next(6)) + ".0/26";
+      if (what < 6) {
+        std::vector<std::pair<uint32_t, std::string>> allocs;
+        for (uint32_t i = next(3); i > 0; --i) allocs.push_back({next(64), nodes[next(4)]});
+        auto block = Block(cidr.c_str(), AffinityType::kHost, nodes[next(4)], allocs);
+        own.OnBlockUpdate(block);
+        shared.OnBlockUpdate(block);
+      } else if (what < 8) {
+        own.OnBlockDelete(P(cidr.c_str()));
+        shared.OnBlockDelete(P(cidr.c_str()));
+      } else if (what < 9) {
+        const char* node = nodes[1 + next(3)];
+        auto address = IpAddress::V4(0x0a630000u + 2 + next(3));
+        own.OnPeerUpdate(PeerSource::kPeerKey, node, Family::kV4, address);
+        shared.OnPeerUpdate(PeerSource::kPeerKey, node, Family::kV4, address);
+      } else {
+        const char* node = nodes[1 + next(3)];
+        own.OnPeerDelete(PeerSource::kPeerKey, node, Family::kV4);
+        shared.OnPeerDelete(PeerSource::kPeerKey, node, Family::kV4);
+      }
+    }
+    own.TakeDeltas();
+    for (const auto& delta : shared.TakeDeltas()) {
+      auto it = applied.find(delta.dst);
+      std::optional<net::Route> before;
+      if (it != applied.end()) before = it->second;
+      ASSERT_NE(before, delta.route) << "a no-op delta for " << delta.dst.ToString();
+      if (delta.route) {
+        applied[delta.dst] = *delta.route;
+      } else {
+        applied.erase(delta.dst);
+      }
+      ++deltas_seen;
+    }
+    ASSERT_EQ(applied, own.desired()) << "round " << round;
+    ASSERT_EQ(&shared.desired(), &applied);
+    ASSERT_EQ(shared.pending_count(), own.pending_count());
+  }
+  EXPECT_GT(deltas_seen, 100u) << "the sequence must exercise the tables";
+}
+
+TEST(RouteCalculatorSharedTable, ChangedAndChangedBackBeforeTheTakeIsNoDelta) {
+  RouteCalculator calc({"host-a", {A("10.99.0.1")}});
+  RouteTable applied;
+  calc.ShareDesiredTable(applied);
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.2"));
+  calc.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  auto deltas = calc.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(calc.desired().empty()) << "the shared table is the caller's to fill";
+  applied[deltas[0].dst] = *deltas[0].route;
+  EXPECT_EQ(calc.desired().size(), 1u);
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.9"));
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.2"));
+  EXPECT_TRUE(calc.TakeDeltas().empty());
+  calc.OnBlockDelete(P("10.244.2.0/26"));
+  deltas = calc.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].route);
+}
+
 }  // namespace
 }  // namespace vcra::routing
