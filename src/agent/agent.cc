@@ -420,7 +420,7 @@ void Agent::HandleClusterInformation(const datastore::Change& change) {
 void Agent::FlushDeltas() {
   auto now = clock_.Now();
   for (auto& delta : calculator_.TakeDeltas()) {
-    bool programmed = reconciler_.actual().contains(delta.dst);
+    bool programmed = reconciler_.ActualRoute(delta.dst).has_value();
     reconciler_.SetDesired(delta.dst, delta.route);
     // The histogram is about steady state: the initial sync has its own log line and would
     // otherwise dominate it for the agent's whole life.

@@ -22,17 +22,18 @@ std::string_view SyncStateName(SyncState s) {
 RouteReconciler::RouteReconciler(RetryPolicy retry) : retry_policy_(retry) {}
 
 bool RouteReconciler::Matches(const net::IpPrefix& dst) const {
-  auto d = desired_.find(dst);
-  if (d == desired_.end()) return false;
-  auto a = actual_.find(dst);
-  return a != actual_.end() && a->second == d->second;
+  return desired_.contains(dst) && !actual_missing_.contains(dst) && !actual_other_.contains(dst);
+}
+
+std::optional<net::Route> RouteReconciler::ActualRoute(const net::IpPrefix& dst) const {
+  if (auto other = actual_other_.find(dst); other != actual_other_.end()) return other->second;
+  if (actual_missing_.contains(dst)) return std::nullopt;
+  if (auto d = desired_.find(dst); d != desired_.end()) return d->second;
+  return std::nullopt;
 }
 
 void RouteReconciler::MarkDirty(const net::IpPrefix& dst) {
-  auto d = desired_.find(dst);
-  auto a = actual_.find(dst);
-  bool differs = (d == desired_.end()) != (a == actual_.end()) ||
-                 (d != desired_.end() && !(d->second == a->second));
+  bool differs = desired_.contains(dst) ? !Matches(dst) : actual_other_.contains(dst);
   if (differs) {
     dirty_.insert(dst);
   } else {
@@ -48,21 +49,39 @@ void RouteReconciler::ClearRetry(const net::IpPrefix& dst) {
   retry_.erase(it);
 }
 
-void RouteReconciler::Assign(RouteTable& table, const net::IpPrefix& dst,
-                             const std::optional<net::Route>& route) {
-  bool matched = Matches(dst);
-  if (route) {
-    table[dst] = *route;
-  } else {
-    table.erase(dst);
+void RouteReconciler::StoreActual(const net::IpPrefix& dst,
+                                  const std::optional<net::Route>& route) {
+  actual_missing_.erase(dst);
+  actual_other_.erase(dst);
+  auto d = desired_.find(dst);
+  if (d == desired_.end()) {
+    if (route) actual_other_[dst] = *route;
+  } else if (!route) {
+    actual_missing_.insert(dst);
+  } else if (!(*route == d->second)) {
+    actual_other_[dst] = *route;
   }
-  bool matches = Matches(dst);
-  programmed_matching_ += matches;
+}
+
+void RouteReconciler::SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+  bool matched = Matches(dst);
+  StoreActual(dst, route);
+  programmed_matching_ += Matches(dst);
   programmed_matching_ -= matched;
 }
 
 void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
-  Assign(desired_, dst, route);
+  bool matched = Matches(dst);
+  // What the dataplane holds does not change with what we want: keep it across the change.
+  std::optional<net::Route> actual = ActualRoute(dst);
+  if (route) {
+    desired_[dst] = *route;
+  } else {
+    desired_.erase(dst);
+  }
+  StoreActual(dst, actual);
+  programmed_matching_ += Matches(dst);
+  programmed_matching_ -= matched;
   // A new desire supersedes the backoff of an old failure.
   ClearRetry(dst);
   MarkDirty(dst);
@@ -78,20 +97,42 @@ void RouteReconciler::OnDataplaneDump(const std::vector<net::Route>& owned) {
   for (const auto& r : owned) dumped[r.dst] = r;
   if (dataplane_known_) {
     // Drift: the dataplane disagrees with what our successful ops left there.
-    for (const auto& [dst, route] : actual_) {
-      auto it = dumped.find(dst);
-      if (it == dumped.end() || !(it->second == route)) ++stats_.drift_repaired;
-    }
     for (const auto& [dst, route] : dumped) {
-      if (!actual_.contains(dst)) ++stats_.drift_repaired;
+      if (ActualRoute(dst) != route) ++stats_.drift_repaired;
+    }
+    auto gone = [&](const net::IpPrefix& dst) {
+      if (!dumped.contains(dst) && ActualRoute(dst)) ++stats_.drift_repaired;
+    };
+    for (const auto& [dst, route] : desired_) gone(dst);
+    for (const auto& [dst, route] : actual_other_) {
+      if (!desired_.contains(dst)) gone(dst);
     }
   }
-  actual_ = std::move(dumped);
-  programmed_matching_ = 0;
-  for (const auto& [dst, route] : desired_) programmed_matching_ += Matches(dst);
+  actual_other_.clear();
+  actual_missing_.clear();
+  for (const auto& [dst, route] : desired_) {
+    auto it = dumped.find(dst);
+    if (it == dumped.end()) {
+      actual_missing_.insert(dst);
+    } else if (!(it->second == route)) {
+      actual_other_[dst] = it->second;
+    }
+  }
+  for (auto& [dst, route] : dumped) {
+    if (!desired_.contains(dst)) actual_other_[dst] = route;
+  }
+  dumped = {};
+  programmed_matching_ = desired_.size() - actual_missing_.size();
+  for (const auto& [dst, route] : actual_other_) programmed_matching_ -= desired_.contains(dst);
   dirty_.clear();
-  for (const auto& [dst, route] : desired_) MarkDirty(dst);
-  for (const auto& [dst, route] : actual_) MarkDirty(dst);
+  for (const auto& dst : actual_missing_) dirty_.insert(dst);
+  for (const auto& [dst, route] : actual_other_) dirty_.insert(dst);
+  // A failing op whose route the dump shows in place has nothing left to retry.
+  std::vector<net::IpPrefix> settled;
+  for (const auto& [dst, r] : retry_) {
+    if (!dirty_.contains(dst)) settled.push_back(dst);
+  }
+  for (const auto& dst : settled) ClearRetry(dst);
   dataplane_known_ = true;
 }
 
@@ -116,16 +157,16 @@ std::vector<net::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_o
       continue;
     }
     auto d = desired_.find(dst);
-    auto a = actual_.find(dst);
+    auto a = actual_other_.find(dst);
     net::RouteOp op;
     if (d != desired_.end()) {
-      if (a != actual_.end() && a->second == d->second) {
+      if (Matches(dst)) {
         it = dirty_.erase(it);
         continue;
       }
       op.type = net::OpType::kUpsert;
       op.route = d->second;
-    } else if (a != actual_.end()) {
+    } else if (a != actual_other_.end()) {
       if (!datastore_synced_) {  // stale until proven otherwise by a complete list
         ++it;
         continue;
@@ -163,10 +204,10 @@ bool RouteReconciler::OnResults(const std::vector<net::OpResult>& results, TimeP
       ++stats_.ops_ok;
       if (op.type == net::OpType::kUpsert) {
         ++stats_.upserts;
-        Assign(actual_, op.dst, op.route);
+        SetActual(op.dst, op.route);
       } else {
         ++stats_.deletes;
-        Assign(actual_, op.dst, std::nullopt);
+        SetActual(op.dst, std::nullopt);
       }
       ClearRetry(op.dst);
       MarkDirty(op.dst);
