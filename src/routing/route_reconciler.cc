@@ -49,10 +49,23 @@ void RouteReconciler::ClearRetry(const net::IpPrefix& dst) {
   retry_.erase(it);
 }
 
+namespace {
+
+// The difference tables fill up during a sync and empty as it completes; an open-addressing
+// table emptied by erasures keeps its size and its tombstones, which lengthen every later
+// lookup. Shrink once it is mostly empty.
+template <typename Table>
+void EraseAndShrink(Table& table, const net::IpPrefix& dst) {
+  if (table.erase(dst) == 0) return;
+  if (table.capacity() > 64 && table.size() * 8 < table.capacity()) table.rehash(0);
+}
+
+}  // namespace
+
 void RouteReconciler::StoreActual(const net::IpPrefix& dst,
                                   const std::optional<net::Route>& route) {
-  actual_missing_.erase(dst);
-  actual_other_.erase(dst);
+  EraseAndShrink(actual_missing_, dst);
+  EraseAndShrink(actual_other_, dst);
   auto d = desired_.find(dst);
   if (d == desired_.end()) {
     if (route) actual_other_[dst] = *route;
