@@ -62,42 +62,65 @@ void EraseAndShrink(Table& table, const net::IpPrefix& dst) {
 
 }  // namespace
 
-void RouteReconciler::StoreActual(const net::IpPrefix& dst,
-                                  const std::optional<net::Route>& route) {
-  EraseAndShrink(actual_missing_, dst);
-  EraseAndShrink(actual_other_, dst);
-  auto d = desired_.find(dst);
-  if (d == desired_.end()) {
-    if (route) actual_other_[dst] = *route;
-  } else if (!route) {
-    actual_missing_.insert(dst);
-  } else if (!(*route == d->second)) {
-    actual_other_[dst] = *route;
+void RouteReconciler::Place(const net::IpPrefix& dst, const std::optional<net::Route>& want,
+                            const std::optional<net::Route>& actual, bool in_other,
+                            bool in_missing) {
+  bool to_missing = want && !actual;
+  bool to_other = actual && !(want && *actual == *want);
+  if (in_missing && !to_missing) EraseAndShrink(actual_missing_, dst);
+  if (!in_missing && to_missing) actual_missing_.insert(dst);
+  if (to_other) {
+    actual_other_.insert_or_assign(dst, *actual);
+  } else if (in_other) {
+    EraseAndShrink(actual_other_, dst);
   }
 }
 
 void RouteReconciler::SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
-  bool matched = Matches(dst);
-  StoreActual(dst, route);
-  programmed_matching_ += Matches(dst);
+  auto d = desired_.find(dst);
+  bool in_other = actual_other_.contains(dst);
+  bool in_missing = !in_other && actual_missing_.contains(dst);
+  bool matched = d != desired_.end() && !in_other && !in_missing;
+  std::optional<net::Route> want;
+  if (d != desired_.end()) want = d->second;
+  Place(dst, want, route, in_other, in_missing);
+  programmed_matching_ += want && route == want;
   programmed_matching_ -= matched;
 }
 
 void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
-  bool matched = Matches(dst);
+  auto d = desired_.find(dst);
+  auto other = actual_other_.find(dst);
+  bool in_other = other != actual_other_.end();
+  bool in_missing = !in_other && actual_missing_.contains(dst);
   // What the dataplane holds does not change with what we want: keep it across the change.
-  std::optional<net::Route> actual = ActualRoute(dst);
-  if (route) {
-    desired_[dst] = *route;
-  } else {
-    desired_.erase(dst);
+  std::optional<net::Route> actual;
+  if (in_other) {
+    actual = other->second;
+  } else if (!in_missing && d != desired_.end()) {
+    actual = d->second;
   }
-  StoreActual(dst, actual);
-  programmed_matching_ += Matches(dst);
+  bool matched = d != desired_.end() && !in_other && !in_missing;
+  if (route) {
+    if (d != desired_.end()) {
+      d->second = *route;
+    } else {
+      desired_.emplace(dst, *route);
+    }
+  } else if (d != desired_.end()) {
+    desired_.erase(d);
+  }
+  Place(dst, route, actual, in_other, in_missing);
+  bool matches = route && actual == route;
+  programmed_matching_ += matches;
   programmed_matching_ -= matched;
   // A new desire supersedes the backoff of an old failure.
   ClearRetry(dst);
-  MarkDirty(dst);
+  if (route ? !matches : actual.has_value()) {
+    dirty_.insert(dst);
+  } else {
+    dirty_.erase(dst);
+  }
 }
 
 void RouteReconciler::OnDatastoreSynced() { datastore_synced_ = true; }
