@@ -65,7 +65,11 @@ Agent::Agent(AgentConfig config, std::unique_ptr<dataplane::Dataplane> dataplane
       calculator_({config_.node_name, AddressesOf(config_.uplink)}),
       reconciler_(routing::RetryPolicy{config_.route_retry_initial, config_.route_retry_max}),
       publish_backoff_(config_.publish_backoff_initial, config_.publish_backoff_max,
-                       config_.backoff_jitter) {}
+                       config_.backoff_jitter) {
+  // The reconciler's desired table is the calculator's output (FlushDeltas applies every delta
+  // to it): one table of routes, not two.
+  calculator_.ShareDesiredTable(reconciler_.desired());
+}
 
 Agent::~Agent() { StopThreads(); }
 
@@ -416,7 +420,7 @@ void Agent::HandleClusterInformation(const datastore::Change& change) {
 void Agent::FlushDeltas() {
   auto now = clock_.Now();
   for (auto& delta : calculator_.TakeDeltas()) {
-    bool programmed = reconciler_.actual().contains(delta.dst);
+    bool programmed = reconciler_.ActualRoute(delta.dst).has_value();
     reconciler_.SetDesired(delta.dst, delta.route);
     // The histogram is about steady state: the initial sync has its own log line and would
     // otherwise dominate it for the agent's whole life.

@@ -105,6 +105,12 @@ void AddEtcdFlags(CLI::App& app, Options& o, RawFlags& raw) {
       ->envname("ETCD_USERNAME");
   app.add_option("--etcd-password", o.agent.etcd.password, "etcd password")
       ->envname("ETCD_PASSWORD");
+  app.add_option("--etcd-page-size", o.agent.etcd.page_size,
+                 "Keys per etcd Range page while listing: the listing holds about two pages in "
+                 "memory at once (a realistic Calico block is ~2 KB)")
+      ->envname("VCRA_ETCD_PAGE_SIZE")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str();
   app.add_option("--peer-source", raw.peer_source,
                  "Next hops from: keys (/vpp-calico/hosts/<host>/peerip/...), nodes (Calico Node "
                  "resources) or both (keys win)")

@@ -64,6 +64,23 @@ TEST(OptionsTest, EnvironmentFallbacks) {
   EXPECT_TRUE(o->agent.dry_run);
 }
 
+TEST(OptionsTest, EtcdPageSize) {
+  auto o = Parse({"--nodename", "a", "--dry-run"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.etcd.page_size, datastore::EtcdConfig{}.page_size) << "the default stays";
+  o = Parse({"--nodename", "a", "--dry-run", "--etcd-page-size", "1000"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.etcd.page_size, 1000);
+  setenv("VCRA_ETCD_PAGE_SIZE", "200", 1);
+  o = Parse({"--nodename", "a", "--dry-run"});
+  unsetenv("VCRA_ETCD_PAGE_SIZE");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.etcd.page_size, 200);
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-page-size", "0"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-page-size", "100001"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-page-size", "many"}).ok());
+}
+
 TEST(OptionsTest, RejectsBadInput) {
   EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--uplink-address", "10.0.0.1"}).ok());
   EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--dataplane", "dpdk"}).ok());

@@ -167,12 +167,10 @@ void SelectRoutes(const StatusQuery& query, const routing::RouteCalculator& calc
     auto intent = calculator.IntentFor(dst);
     return intent && intent->node == query.node;
   };
-  auto state_of = [&](const net::IpPrefix& dst, const net::Route& route) -> uint32_t {
+  auto state_of = [&](const net::IpPrefix& dst, const net::Route& /*route*/) -> uint32_t {
     if (failures.contains(dst)) return kStateFailing;
     if (conflicts.contains(dst)) return kStateConflict;
-    auto actual = reconciler.actual().find(dst);
-    bool programmed = actual != reconciler.actual().end() && actual->second == route;
-    return programmed ? kStateProgrammed : kStateProgramming;
+    return reconciler.IsProgrammed(dst) ? kStateProgrammed : kStateProgramming;
   };
 
   constexpr uint32_t kRouteStates = kAllStates & ~kStatePending;
@@ -230,8 +228,7 @@ void SelectRoutes(const StatusQuery& query, const routing::RouteCalculator& calc
       info.block_key = intent->block_key;
       info.kind = intent->kind == routing::IntentKind::kBlock ? "block" : "borrowed-ip";
     }
-    auto actual = reconciler.actual().find(c.dst);
-    info.programmed = actual != reconciler.actual().end() && actual->second == info.route;
+    info.programmed = reconciler.IsProgrammed(c.dst);
     switch (c.state) {
       case kStateFailing:
         info.state = "failing";

@@ -117,31 +117,51 @@ void RouteCalculator::ReplaceClaims(std::vector<Claim> old_claims, std::vector<C
 }
 
 void RouteCalculator::AddClaim(const Claim& claim) {
-  claims_[claim.dst].push_back({claim.block, claim.node, claim.kind});
+  // A block route's claim is the block itself (blocks_, already updated): nothing to store.
+  if (claim.kind != IntentKind::kBlock) {
+    claims_[claim.dst].push_back({claim.block, claim.node, claim.kind});
+  }
   prefixes_by_node_[claim.node].insert(claim.dst);
 }
 
 void RouteCalculator::RemoveClaim(const Claim& claim) {
-  auto it = claims_.find(claim.dst);
-  if (it == claims_.end()) return;
-  ClaimList& list = it->second;
-  PrefixClaim gone{claim.block, claim.node, claim.kind};
-  list.erase(std::remove(list.begin(), list.end(), gone), list.end());
-  bool node_still_used = std::any_of(list.begin(), list.end(),
-                                     [&](const PrefixClaim& c) { return c.node == claim.node; });
-  if (list.empty()) claims_.erase(it);
+  bool node_still_used = false;
+  if (auto it = claims_.find(claim.dst); it != claims_.end()) {
+    ClaimList& list = it->second;
+    if (claim.kind != IntentKind::kBlock) {
+      PrefixClaim gone{claim.block, claim.node, claim.kind};
+      list.erase(std::remove(list.begin(), list.end(), gone), list.end());
+    }
+    node_still_used = std::any_of(list.begin(), list.end(),
+                                  [&](const PrefixClaim& c) { return c.node == claim.node; });
+    if (list.empty()) claims_.erase(it);
+  }
+  if (auto block = BlockClaim(claim.dst); block && block->node == claim.node) {
+    node_still_used = true;
+  }
   if (!node_still_used) prefixes_by_node_[claim.node].erase(claim.dst);
 }
 
-const RouteCalculator::PrefixClaim* RouteCalculator::Winner(const net::IpPrefix& dst) const {
+std::optional<RouteCalculator::PrefixClaim> RouteCalculator::BlockClaim(
+    const net::IpPrefix& dst) const {
+  auto it = blocks_.find(dst);
+  if (it == blocks_.end()) return std::nullopt;
+  const StoredBlock& block = it->second;
+  // The same conditions as ClaimsOf.
+  if (block.deleted || !block.routable || block.affine == kNoNode) return std::nullopt;
+  return PrefixClaim{dst, block.affine, IntentKind::kBlock};
+}
+
+std::optional<RouteCalculator::PrefixClaim> RouteCalculator::Winner(
+    const net::IpPrefix& dst) const {
+  std::optional<PrefixClaim> best = BlockClaim(dst);
   auto it = claims_.find(dst);
-  if (it == claims_.end() || it->second.empty()) return nullptr;
-  const ClaimList& list = it->second;
-  if (list.size() == 1) return &list[0];
-  // Rare (overlapping blocks): compare the keys themselves.
-  return &*std::min_element(list.begin(), list.end(), [](const auto& a, const auto& b) {
-    return calico::BlockKey(a.block) < calico::BlockKey(b.block);
-  });
+  if (it == claims_.end()) return best;
+  for (const PrefixClaim& claim : it->second) {
+    // Rare (several claims: overlapping blocks): compare the keys themselves.
+    if (!best || calico::BlockKey(claim.block) < calico::BlockKey(best->block)) best = claim;
+  }
+  return best;
 }
 
 RouteIntent RouteCalculator::ToIntent(const net::IpPrefix& dst, const PrefixClaim& claim) const {
@@ -149,7 +169,7 @@ RouteIntent RouteCalculator::ToIntent(const net::IpPrefix& dst, const PrefixClai
 }
 
 std::optional<RouteIntent> RouteCalculator::IntentFor(const net::IpPrefix& dst) const {
-  const PrefixClaim* winner = Winner(dst);
+  auto winner = Winner(dst);
   if (!winner) return std::nullopt;
   return ToIntent(dst, *winner);
 }
@@ -171,7 +191,7 @@ std::optional<net::IpAddress> RouteCalculator::PeerAddress(const std::string& no
 void RouteCalculator::Recompute(const net::IpPrefix& dst) {
   std::optional<net::Route> want;
   pending_.erase(dst);
-  if (const PrefixClaim* winner = Winner(dst)) {
+  if (auto winner = Winner(dst)) {
     auto gateway = PeerAddressOf(winner->node, dst.family());
     bool own = gateway && std::find(config_.my_addresses.begin(), config_.my_addresses.end(),
                                     *gateway) != config_.my_addresses.end();
@@ -180,6 +200,21 @@ void RouteCalculator::Recompute(const net::IpPrefix& dst) {
     } else if (!gateway) {
       pending_[dst] = winner->node;
     }
+  }
+  if (shared_desired_) {
+    // What the caller holds is the shared table; a delta not taken yet overrides it.
+    std::optional<net::Route> applied;
+    if (auto cur = shared_desired_->find(dst); cur != shared_desired_->end()) applied = cur->second;
+    auto pending_delta = deltas_.find(dst);
+    std::optional<net::Route> have =
+        pending_delta != deltas_.end() ? pending_delta->second : applied;
+    if (have == want) return;
+    if (want == applied) {
+      deltas_.erase(pending_delta);  // back to what the caller holds: nothing to tell it
+    } else {
+      deltas_[dst] = want;
+    }
+    return;
   }
   auto cur = desired_.find(dst);
   std::optional<net::Route> have;
@@ -191,6 +226,11 @@ void RouteCalculator::Recompute(const net::IpPrefix& dst) {
     desired_.erase(dst);
   }
   deltas_[dst] = want;
+}
+
+void RouteCalculator::ShareDesiredTable(const RouteTable& applied) {
+  VCRA_CHECK(desired_.empty() && deltas_.empty());
+  shared_desired_ = &applied;
 }
 
 void RouteCalculator::RecomputeNode(NodeId node) {
@@ -239,8 +279,11 @@ void RouteCalculator::OnPoolDelete(const std::string& key) {
 void RouteCalculator::SetMyAddresses(std::vector<net::IpAddress> addresses) {
   config_.my_addresses = std::move(addresses);
   std::vector<net::IpPrefix> all;
-  all.reserve(claims_.size());
+  all.reserve(claims_.size() + blocks_.size());
   for (const auto& [dst, list] : claims_) all.push_back(dst);
+  for (const auto& [cidr, block] : blocks_) {
+    if (!claims_.contains(cidr)) all.push_back(cidr);
+  }
   for (const auto& dst : all) Recompute(dst);
 }
 
@@ -267,7 +310,7 @@ std::vector<RouteDelta> RouteCalculator::TakeDeltas() {
 std::vector<RouteIntent> RouteCalculator::Pending() const {
   std::vector<RouteIntent> out;
   for (const auto& [dst, node] : pending_) {
-    if (const PrefixClaim* winner = Winner(dst)) out.push_back(ToIntent(dst, *winner));
+    if (auto winner = Winner(dst)) out.push_back(ToIntent(dst, *winner));
   }
   std::sort(out.begin(), out.end(),
             [](const RouteIntent& a, const RouteIntent& b) { return a.dst < b.dst; });

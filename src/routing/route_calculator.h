@@ -81,8 +81,14 @@ class RouteCalculator {
   // Deltas since the last call, at most one per prefix, in no particular order.
   std::vector<RouteDelta> TakeDeltas();
 
-  // Current desired routes.
-  const RouteTable& desired() const { return desired_; }
+  // Keep no desired table of its own: `applied` is where the caller applies every delta it takes
+  // (the reconciler's desired routes), so the calculator computes its deltas against that table
+  // plus the deltas not taken yet. At 100k routes that is one table of routes instead of two.
+  // Call before the first input; `applied` must outlive the calculator.
+  void ShareDesiredTable(const RouteTable& applied);
+
+  // Current desired routes. With a shared table: as of the last TakeDeltas applied to it.
+  const RouteTable& desired() const { return shared_desired_ ? *shared_desired_ : desired_; }
   // Prefixes waiting for their node's address, with the node.
   std::vector<RouteIntent> Pending() const;
   size_t pending_count() const { return pending_.size(); }
@@ -132,7 +138,7 @@ class RouteCalculator {
     friend auto operator<=>(const Claim&, const Claim&) = default;
     friend bool operator==(const Claim&, const Claim&) = default;
   };
-  // The claims on one prefix (dst left out, it is the map's key); normally one.
+  // A claim on one prefix (dst left out, it is the map's key).
   struct PrefixClaim {
     net::IpPrefix block;
     NodeId node = kNoNode;
@@ -149,9 +155,11 @@ class RouteCalculator {
   void ReplaceClaims(std::vector<Claim> old_claims, std::vector<Claim> new_claims);
   void AddClaim(const Claim& claim);
   void RemoveClaim(const Claim& claim);
+  // The block route claim on `dst`: the block whose CIDR it is, when that block wants a route.
+  std::optional<PrefixClaim> BlockClaim(const net::IpPrefix& dst) const;
   // The claim that wins a prefix: the smallest block key when several blocks claim it, so the
   // result does not depend on event order.
-  const PrefixClaim* Winner(const net::IpPrefix& dst) const;
+  std::optional<PrefixClaim> Winner(const net::IpPrefix& dst) const;
   RouteIntent ToIntent(const net::IpPrefix& dst, const PrefixClaim& claim) const;
   std::optional<net::IpAddress> PeerAddressOf(NodeId node, net::Family family) const;
   void Recompute(const net::IpPrefix& dst);
@@ -162,12 +170,15 @@ class RouteCalculator {
   std::vector<std::string> node_names_;  // NodeId -> name
   absl::flat_hash_map<std::string, NodeId> node_ids_;
   absl::flat_hash_map<net::IpPrefix, StoredBlock, std::hash<net::IpPrefix>> blocks_;
+  // The borrowed-IP claims per prefix (normally one). A block route's claim is not stored: it
+  // is the block itself (BlockClaim), so at 100k blocks this table holds only the few /32s.
   absl::flat_hash_map<net::IpPrefix, ClaimList, std::hash<net::IpPrefix>> claims_;
   // NodeId -> the prefixes some claim routes via that node.
   std::vector<absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>>> prefixes_by_node_;
   std::vector<PeerAddresses> peers_;  // NodeId -> addresses (empty: none)
   std::map<std::string, calico::IpPool> pools_;
-  RouteTable desired_;
+  RouteTable desired_;  // empty when shared_desired_ is set
+  const RouteTable* shared_desired_ = nullptr;
   absl::flat_hash_map<net::IpPrefix, NodeId, std::hash<net::IpPrefix>> pending_;
   absl::flat_hash_map<net::IpPrefix, std::optional<net::Route>, std::hash<net::IpPrefix>> deltas_;
 };

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 namespace vcra::routing {
 namespace {
@@ -243,6 +244,146 @@ TEST_F(RouteCalculatorTest, StatusViewNamesNodeAndBlockOfEveryPrefix) {
   auto peers = calc_.Peers();
   EXPECT_EQ(peers.size(), 2u) << "host-b and host-c; host-e has no address";
   EXPECT_EQ(peers["host-b"].second, A("fd00:99::2"));
+}
+
+// With a shared table (the agent's wiring: the reconciler's desired routes), the calculator keeps
+// no table of its own; after every TakeDeltas applied to the shared table, that table must equal
+// what a calculator with its own table holds, and no delta may be a no-op. Several events between
+// two takes include a route that changes and changes back (its delta must vanish).
+// The rules of route_calculator.h recomputed from scratch (no incremental state): the oracle the
+// incremental calculator is compared with.
+RouteTable RoutesFromScratch(const std::map<IpPrefix, IpamBlock>& blocks,
+                             const std::map<std::string, IpAddress>& peers,
+                             const std::string& my_node, const IpAddress& my_address,
+                             size_t* pending) {
+  std::map<IpPrefix, std::pair<std::string, std::string>> winners;  // dst -> (block key, node)
+  auto claim = [&](const IpPrefix& dst, const IpamBlock& block, const std::string& node) {
+    std::string key = calico::BlockKey(block.cidr);
+    auto it = winners.find(dst);
+    if (it == winners.end() || key < it->second.first) winners[dst] = {key, node};
+  };
+  for (const auto& [cidr, block] : blocks) {
+    if (block.deleted) continue;
+    std::string affine(block.AffineHost());
+    if (!affine.empty() && affine != my_node) claim(cidr, block, affine);
+    std::string owner = block.affinity_type == AffinityType::kNone ? "" : block.affinity_name;
+    for (const auto& alloc : block.allocations) {
+      if (alloc.node.empty() || alloc.node == owner || alloc.node == my_node) continue;
+      claim(IpPrefix::Host(alloc.ip), block, alloc.node);
+    }
+  }
+  RouteTable out;
+  *pending = 0;
+  for (const auto& [dst, winner] : winners) {
+    auto peer = peers.find(winner.second);
+    if (peer == peers.end()) {
+      ++*pending;
+    } else if (peer->second != my_address) {
+      out[dst] = net::Route{dst, peer->second};
+    }
+  }
+  return out;
+}
+
+TEST(RouteCalculatorSharedTable, SameRoutesAsAnOwnTableWithoutNoOpDeltas) {
+  CalculatorConfig config{"host-a", {A("10.99.0.1")}};
+  RouteCalculator own(config);
+  RouteCalculator shared(config);
+  RouteTable applied;
+  shared.ShareDesiredTable(applied);
+  const char* nodes[] = {"host-a", "host-b", "host-c", "host-d"};
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % n;
+  };
+  size_t deltas_seen = 0;
+  std::map<IpPrefix, IpamBlock> blocks;
+  std::map<std::string, IpAddress> peers;
+  for (int round = 0; round < 1000; ++round) {
+    int events = 1 + static_cast<int>(next(4));
+    for (int e = 0; e < events; ++e) {
+      uint32_t what = next(10);
+      // /26s, a /25 over two of them and a /32 inside one: overlapping claims on a prefix.
+      uint32_t which = next(8);
+      std::string cidr = which < 6   ? "10.244." + std::to_string(which) + ".0/26"
+                         : which < 7 ? "10.244.0.0/25"
+                                     : "10.244.1.5/32";
+      uint32_t size = which < 6 ? 64 : which < 7 ? 128 : 1;
+      if (what < 6) {
+        std::vector<std::pair<uint32_t, std::string>> allocs;
+        for (uint32_t i = next(3); i > 0; --i) {
+          uint32_t ordinal = next(size);  // ordinals are unique within a block
+          if (std::none_of(allocs.begin(), allocs.end(),
+                           [&](const auto& a) { return a.first == ordinal; })) {
+            allocs.push_back({ordinal, nodes[next(4)]});
+          }
+        }
+        auto block = Block(cidr.c_str(), next(6) == 0 ? AffinityType::kNone : AffinityType::kHost,
+                           nodes[next(4)], allocs);
+        block.deleted = next(10) == 0;
+        own.OnBlockUpdate(block);
+        shared.OnBlockUpdate(block);
+        blocks[block.cidr] = block;
+      } else if (what < 8) {
+        own.OnBlockDelete(P(cidr.c_str()));
+        shared.OnBlockDelete(P(cidr.c_str()));
+        blocks.erase(P(cidr.c_str()));
+      } else if (what < 9) {
+        const char* node = nodes[1 + next(3)];
+        auto address = IpAddress::V4(0x0a630000u + 1 + next(3));  // .1 is our own address
+        own.OnPeerUpdate(PeerSource::kPeerKey, node, Family::kV4, address);
+        shared.OnPeerUpdate(PeerSource::kPeerKey, node, Family::kV4, address);
+        peers[node] = address;
+      } else {
+        const char* node = nodes[1 + next(3)];
+        own.OnPeerDelete(PeerSource::kPeerKey, node, Family::kV4);
+        shared.OnPeerDelete(PeerSource::kPeerKey, node, Family::kV4);
+        peers.erase(node);
+      }
+    }
+    own.TakeDeltas();
+    for (const auto& delta : shared.TakeDeltas()) {
+      auto it = applied.find(delta.dst);
+      std::optional<net::Route> before;
+      if (it != applied.end()) before = it->second;
+      ASSERT_NE(before, delta.route) << "a no-op delta for " << delta.dst.ToString();
+      if (delta.route) {
+        applied[delta.dst] = *delta.route;
+      } else {
+        applied.erase(delta.dst);
+      }
+      ++deltas_seen;
+    }
+    size_t pending = 0;
+    RouteTable expected = RoutesFromScratch(blocks, peers, "host-a", A("10.99.0.1"), &pending);
+    ASSERT_EQ(own.desired(), expected) << "round " << round;
+    ASSERT_EQ(own.pending_count(), pending) << "round " << round;
+    ASSERT_EQ(applied, own.desired()) << "round " << round;
+    ASSERT_EQ(&shared.desired(), &applied);
+    ASSERT_EQ(shared.pending_count(), own.pending_count());
+  }
+  EXPECT_GT(deltas_seen, 100u) << "the sequence must exercise the tables";
+}
+
+TEST(RouteCalculatorSharedTable, ChangedAndChangedBackBeforeTheTakeIsNoDelta) {
+  RouteCalculator calc({"host-a", {A("10.99.0.1")}});
+  RouteTable applied;
+  calc.ShareDesiredTable(applied);
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.2"));
+  calc.OnBlockUpdate(Block("10.244.2.0/26", AffinityType::kHost, "host-b"));
+  auto deltas = calc.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(calc.desired().empty()) << "the shared table is the caller's to fill";
+  applied[deltas[0].dst] = *deltas[0].route;
+  EXPECT_EQ(calc.desired().size(), 1u);
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.9"));
+  calc.OnPeerUpdate(PeerSource::kPeerKey, "host-b", Family::kV4, A("10.99.0.2"));
+  EXPECT_TRUE(calc.TakeDeltas().empty());
+  calc.OnBlockDelete(P("10.244.2.0/26"));
+  deltas = calc.TakeDeltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].route);
 }
 
 }  // namespace

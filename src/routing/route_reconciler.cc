@@ -22,17 +22,18 @@ std::string_view SyncStateName(SyncState s) {
 RouteReconciler::RouteReconciler(RetryPolicy retry) : retry_policy_(retry) {}
 
 bool RouteReconciler::Matches(const net::IpPrefix& dst) const {
-  auto d = desired_.find(dst);
-  if (d == desired_.end()) return false;
-  auto a = actual_.find(dst);
-  return a != actual_.end() && a->second == d->second;
+  return desired_.contains(dst) && !actual_missing_.contains(dst) && !actual_other_.contains(dst);
+}
+
+std::optional<net::Route> RouteReconciler::ActualRoute(const net::IpPrefix& dst) const {
+  if (auto other = actual_other_.find(dst); other != actual_other_.end()) return other->second;
+  if (actual_missing_.contains(dst)) return std::nullopt;
+  if (auto d = desired_.find(dst); d != desired_.end()) return d->second;
+  return std::nullopt;
 }
 
 void RouteReconciler::MarkDirty(const net::IpPrefix& dst) {
-  auto d = desired_.find(dst);
-  auto a = actual_.find(dst);
-  bool differs = (d == desired_.end()) != (a == actual_.end()) ||
-                 (d != desired_.end() && !(d->second == a->second));
+  bool differs = desired_.contains(dst) ? !Matches(dst) : actual_other_.contains(dst);
   if (differs) {
     dirty_.insert(dst);
   } else {
@@ -48,24 +49,78 @@ void RouteReconciler::ClearRetry(const net::IpPrefix& dst) {
   retry_.erase(it);
 }
 
-void RouteReconciler::Assign(RouteTable& table, const net::IpPrefix& dst,
-                             const std::optional<net::Route>& route) {
-  bool matched = Matches(dst);
-  if (route) {
-    table[dst] = *route;
-  } else {
-    table.erase(dst);
+namespace {
+
+// The difference tables fill up during a sync and empty as it completes; an open-addressing
+// table emptied by erasures keeps its size and its tombstones, which lengthen every later
+// lookup. Shrink once it is mostly empty.
+template <typename Table>
+void EraseAndShrink(Table& table, const net::IpPrefix& dst) {
+  if (table.erase(dst) == 0) return;
+  if (table.capacity() > 64 && table.size() * 8 < table.capacity()) table.rehash(0);
+}
+
+}  // namespace
+
+void RouteReconciler::Place(const net::IpPrefix& dst, const std::optional<net::Route>& want,
+                            const std::optional<net::Route>& actual, bool in_other,
+                            bool in_missing) {
+  bool to_missing = want && !actual;
+  bool to_other = actual && !(want && *actual == *want);
+  if (in_missing && !to_missing) EraseAndShrink(actual_missing_, dst);
+  if (!in_missing && to_missing) actual_missing_.insert(dst);
+  if (to_other) {
+    actual_other_.insert_or_assign(dst, *actual);
+  } else if (in_other) {
+    EraseAndShrink(actual_other_, dst);
   }
-  bool matches = Matches(dst);
-  programmed_matching_ += matches;
+}
+
+void RouteReconciler::SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
+  auto d = desired_.find(dst);
+  bool in_other = actual_other_.contains(dst);
+  bool in_missing = !in_other && actual_missing_.contains(dst);
+  bool matched = d != desired_.end() && !in_other && !in_missing;
+  std::optional<net::Route> want;
+  if (d != desired_.end()) want = d->second;
+  Place(dst, want, route, in_other, in_missing);
+  programmed_matching_ += want && route == want;
   programmed_matching_ -= matched;
 }
 
 void RouteReconciler::SetDesired(const net::IpPrefix& dst, const std::optional<net::Route>& route) {
-  Assign(desired_, dst, route);
+  auto d = desired_.find(dst);
+  auto other = actual_other_.find(dst);
+  bool in_other = other != actual_other_.end();
+  bool in_missing = !in_other && actual_missing_.contains(dst);
+  // What the dataplane holds does not change with what we want: keep it across the change.
+  std::optional<net::Route> actual;
+  if (in_other) {
+    actual = other->second;
+  } else if (!in_missing && d != desired_.end()) {
+    actual = d->second;
+  }
+  bool matched = d != desired_.end() && !in_other && !in_missing;
+  if (route) {
+    if (d != desired_.end()) {
+      d->second = *route;
+    } else {
+      desired_.emplace(dst, *route);
+    }
+  } else if (d != desired_.end()) {
+    desired_.erase(d);
+  }
+  Place(dst, route, actual, in_other, in_missing);
+  bool matches = route && actual == route;
+  programmed_matching_ += matches;
+  programmed_matching_ -= matched;
   // A new desire supersedes the backoff of an old failure.
   ClearRetry(dst);
-  MarkDirty(dst);
+  if (route ? !matches : actual.has_value()) {
+    dirty_.insert(dst);
+  } else {
+    dirty_.erase(dst);
+  }
 }
 
 void RouteReconciler::OnDatastoreSynced() { datastore_synced_ = true; }
@@ -78,20 +133,42 @@ void RouteReconciler::OnDataplaneDump(const std::vector<net::Route>& owned) {
   for (const auto& r : owned) dumped[r.dst] = r;
   if (dataplane_known_) {
     // Drift: the dataplane disagrees with what our successful ops left there.
-    for (const auto& [dst, route] : actual_) {
-      auto it = dumped.find(dst);
-      if (it == dumped.end() || !(it->second == route)) ++stats_.drift_repaired;
-    }
     for (const auto& [dst, route] : dumped) {
-      if (!actual_.contains(dst)) ++stats_.drift_repaired;
+      if (ActualRoute(dst) != route) ++stats_.drift_repaired;
+    }
+    auto gone = [&](const net::IpPrefix& dst) {
+      if (!dumped.contains(dst) && ActualRoute(dst)) ++stats_.drift_repaired;
+    };
+    for (const auto& [dst, route] : desired_) gone(dst);
+    for (const auto& [dst, route] : actual_other_) {
+      if (!desired_.contains(dst)) gone(dst);
     }
   }
-  actual_ = std::move(dumped);
-  programmed_matching_ = 0;
-  for (const auto& [dst, route] : desired_) programmed_matching_ += Matches(dst);
+  actual_other_.clear();
+  actual_missing_.clear();
+  for (const auto& [dst, route] : desired_) {
+    auto it = dumped.find(dst);
+    if (it == dumped.end()) {
+      actual_missing_.insert(dst);
+    } else if (!(it->second == route)) {
+      actual_other_[dst] = it->second;
+    }
+  }
+  for (auto& [dst, route] : dumped) {
+    if (!desired_.contains(dst)) actual_other_[dst] = route;
+  }
+  dumped = {};
+  programmed_matching_ = desired_.size() - actual_missing_.size();
+  for (const auto& [dst, route] : actual_other_) programmed_matching_ -= desired_.contains(dst);
   dirty_.clear();
-  for (const auto& [dst, route] : desired_) MarkDirty(dst);
-  for (const auto& [dst, route] : actual_) MarkDirty(dst);
+  for (const auto& dst : actual_missing_) dirty_.insert(dst);
+  for (const auto& [dst, route] : actual_other_) dirty_.insert(dst);
+  // A failing op whose route the dump shows in place has nothing left to retry.
+  std::vector<net::IpPrefix> settled;
+  for (const auto& [dst, r] : retry_) {
+    if (!dirty_.contains(dst)) settled.push_back(dst);
+  }
+  for (const auto& dst : settled) ClearRetry(dst);
   dataplane_known_ = true;
 }
 
@@ -116,16 +193,16 @@ std::vector<net::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_o
       continue;
     }
     auto d = desired_.find(dst);
-    auto a = actual_.find(dst);
+    auto a = actual_other_.find(dst);
     net::RouteOp op;
     if (d != desired_.end()) {
-      if (a != actual_.end() && a->second == d->second) {
+      if (Matches(dst)) {
         it = dirty_.erase(it);
         continue;
       }
       op.type = net::OpType::kUpsert;
       op.route = d->second;
-    } else if (a != actual_.end()) {
+    } else if (a != actual_other_.end()) {
       if (!datastore_synced_) {  // stale until proven otherwise by a complete list
         ++it;
         continue;
@@ -163,10 +240,10 @@ bool RouteReconciler::OnResults(const std::vector<net::OpResult>& results, TimeP
       ++stats_.ops_ok;
       if (op.type == net::OpType::kUpsert) {
         ++stats_.upserts;
-        Assign(actual_, op.dst, op.route);
+        SetActual(op.dst, op.route);
       } else {
         ++stats_.deletes;
-        Assign(actual_, op.dst, std::nullopt);
+        SetActual(op.dst, std::nullopt);
       }
       ClearRetry(op.dst);
       MarkDirty(op.dst);

@@ -22,6 +22,9 @@
 // Not thread-safe: owned by the agent's loop thread.
 #pragma once
 
+#include <absl/container/btree_set.h>
+#include <absl/container/flat_hash_set.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -93,7 +96,10 @@ class RouteReconciler {
   size_t conflicting_count() const { return conflicting_count_; }
   const ReconcilerStats& stats() const { return stats_; }
   const RouteTable& desired() const { return desired_; }
-  const RouteTable& actual() const { return actual_; }
+  // What the dataplane holds for `dst` as far as we know (our last dump and our acknowledged ops).
+  std::optional<net::Route> ActualRoute(const net::IpPrefix& dst) const;
+  // The dataplane holds exactly the desired route for `dst`.
+  bool IsProgrammed(const net::IpPrefix& dst) const { return Matches(dst); }
   // The last error for each failing prefix (conflicts not included).
   std::map<net::IpPrefix, std::string> Failures() const;
   // The last error for each conflicting prefix.
@@ -116,8 +122,13 @@ class RouteReconciler {
   };
 
   void MarkDirty(const net::IpPrefix& dst);
-  // Sets or erases `dst` in `table` (desired_ or actual_), keeping programmed_matching_ exact.
-  void Assign(RouteTable& table, const net::IpPrefix& dst, const std::optional<net::Route>& route);
+  // Records what the dataplane holds for `dst` (against desired_ as it is now), keeping
+  // programmed_matching_ exact.
+  void SetActual(const net::IpPrefix& dst, const std::optional<net::Route>& route);
+  // Files `dst` in the difference tables for what we want and what the dataplane holds, given
+  // where it was (in_other, in_missing): a handful of lookups per route, not a dozen.
+  void Place(const net::IpPrefix& dst, const std::optional<net::Route>& want,
+             const std::optional<net::Route>& actual, bool in_other, bool in_missing);
   bool Matches(const net::IpPrefix& dst) const;
   // Drops the retry state of `dst`, keeping conflicting_count_ exact.
   void ClearRetry(const net::IpPrefix& dst);
@@ -127,9 +138,17 @@ class RouteReconciler {
   bool dataplane_known_ = false;
   uint64_t next_seq_ = 1;
   RouteTable desired_;
-  RouteTable actual_;
-  size_t programmed_matching_ = 0;  // |{p : desired_[p] == actual_[p]}|
-  std::set<net::IpPrefix> dirty_;   // ordered: batches are deterministic
+  // What the dataplane holds is kept only where it differs from desired_ (once in sync that is
+  // almost nowhere, so there is no second table of every route): a desired prefix holds its
+  // desired route unless it is in actual_missing_ (holds nothing of ours) or in actual_other_
+  // (holds that route instead); a prefix not desired holds actual_other_'s route, if any.
+  // Before the first dump every desired prefix is missing.
+  RouteTable actual_other_;
+  absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>> actual_missing_;
+  size_t programmed_matching_ = 0;  // |{p : desired_[p] is what the dataplane holds}|
+  // Ordered, so batches are deterministic; a B-tree, because during the first sync it holds
+  // every prefix (100k red-black tree nodes would be ~6 MB, the B-tree about a third of that).
+  absl::btree_set<net::IpPrefix> dirty_;
   std::unordered_map<uint64_t, Outstanding> outstanding_;
   std::unordered_map<net::IpPrefix, uint64_t> outstanding_by_prefix_;
   std::unordered_map<net::IpPrefix, Retry> retry_;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
+
 namespace vcra::routing {
 namespace {
 
@@ -254,6 +257,119 @@ TEST_F(RouteReconcilerTest, ResyncDumpRepairsDrift) {
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[0].route, r);
   EXPECT_EQ(ops[1].type, OpType::kDelete);
+}
+
+// What the dataplane holds is kept only where it differs from the desired routes; this drives the
+// reconciler with a random mix of desired changes, batches (some ops failing), lost connections
+// and dumps against a model dataplane, and checks after every step that what the reconciler
+// believes the dataplane holds, what it counts as programmed and its dirty state agree with the
+// model, and that syncing ends with the dataplane equal to the desired routes.
+TEST(RouteReconcilerModel, BeliefMatchesAModelDataplane) {
+  RouteReconciler rec(RetryPolicy{seconds(1), seconds(4)});
+  TimePoint now{seconds(100)};
+  std::map<IpPrefix, Route> desired, dataplane;  // the model
+  std::map<IpPrefix, Route> believed;            // acknowledged ops since the last dump
+  uint32_t seed = 777;
+  auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % n;
+  };
+  auto prefix = [](uint32_t i) {
+    return *IpPrefix::Parse("10.244." + std::to_string(i) + ".0/26");
+  };
+  auto gateway = [](uint32_t g) { return IpAddress::V4(0x0a630000u + 2 + g); };
+  auto check = [&](int step) {
+    size_t programmed = 0;
+    for (uint32_t i = 0; i < 12; ++i) {
+      IpPrefix p = prefix(i);
+      auto b = believed.find(p);
+      std::optional<Route> want_actual;
+      if (b != believed.end()) want_actual = b->second;
+      ASSERT_EQ(rec.ActualRoute(p), want_actual) << "step " << step << " " << p.ToString();
+      auto d = desired.find(p);
+      bool match = d != desired.end() && want_actual == d->second;
+      ASSERT_EQ(rec.IsProgrammed(p), match) << "step " << step << " " << p.ToString();
+      programmed += match;
+    }
+    ASSERT_EQ(rec.programmed_count(), programmed) << "step " << step;
+    ASSERT_EQ(rec.desired_count(), desired.size()) << "step " << step;
+  };
+  rec.OnDataplaneDump({});
+  bool connected = true;
+  for (int step = 0; step < 2000; ++step) {
+    uint32_t what = next(20);
+    if (what < 8) {
+      IpPrefix p = prefix(next(12));
+      if (next(4) == 0) {
+        desired.erase(p);
+        rec.SetDesired(p, std::nullopt);
+      } else {
+        Route r{p, gateway(next(3))};
+        desired[p] = r;
+        rec.SetDesired(p, r);
+      }
+    } else if (what < 16 && connected) {
+      auto ops = rec.NextBatch(now, 1 + next(6));
+      std::vector<OpResult> results;
+      for (const auto& op : ops) {
+        bool fails = next(5) == 0;
+        if (!fails) {
+          if (op.type == OpType::kUpsert) {
+            dataplane[op.route.dst] = op.route;
+            believed[op.route.dst] = op.route;
+          } else {
+            dataplane.erase(op.route.dst);
+            believed.erase(op.route.dst);
+          }
+        }
+        results.push_back({op.seq, fails ? absl::InternalError("refused") : absl::OkStatus()});
+      }
+      rec.OnResults(results, now);
+    } else if (what < 17) {
+      rec.OnDataplaneLost();
+      connected = false;
+      if (next(2) == 0) {  // the dataplane restarted empty, or drifted
+        dataplane.erase(prefix(next(12)));
+      }
+    } else if (what < 18 || !connected) {
+      if (rec.outstanding_count() == 0) {
+        std::vector<Route> dump;
+        for (const auto& [p, r] : dataplane) dump.push_back(r);
+        rec.OnDataplaneDump(dump);
+        believed = dataplane;
+        connected = true;
+      }
+    } else {
+      now += seconds(1 + next(3));
+    }
+    if (step == 50) rec.OnDatastoreSynced();
+    check(step);
+    if (HasFatalFailure()) return;
+  }
+  // Reconnect, let every retry fall due, and sync: the dataplane must end up exactly desired.
+  if (!connected) {
+    std::vector<Route> dump;
+    for (const auto& [p, r] : dataplane) dump.push_back(r);
+    rec.OnDataplaneDump(dump);
+    believed = dataplane;
+  }
+  for (int round = 0; round < 100 && rec.state() != SyncState::kInSync; ++round) {
+    now += seconds(5);
+    auto ops = rec.NextBatch(now, 100);
+    for (const auto& op : ops) {
+      if (op.type == OpType::kUpsert) {
+        dataplane[op.route.dst] = op.route;
+      } else {
+        dataplane.erase(op.route.dst);
+      }
+    }
+    rec.OnResults(AllOk(ops), now);
+  }
+  EXPECT_EQ(rec.state(), SyncState::kInSync);
+  EXPECT_EQ(dataplane, desired);
+  EXPECT_EQ(rec.programmed_count(), desired.size());
+  EXPECT_GT(rec.stats().upserts, 100u) << "the sequence must exercise the reconciler";
+  EXPECT_GT(rec.stats().deletes, 10u);
 }
 
 }  // namespace
