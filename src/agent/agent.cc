@@ -200,10 +200,29 @@ Status Agent::Start() {
   started_at_ = clock_.Now();
   if (!config_.dry_run && config_.progress_log_interval.count() > 0)
     loop_.RunAfter(config_.progress_log_interval, [this] { LogStartProgress(); });
+  if (!config_.dry_run && config_.memory_trim_interval.count() > 0)
+    loop_.RunAfter(config_.memory_trim_interval, [this] { TrimMemory(); });
   return absl::OkStatus();
 }
 
 void Agent::Stop() { loop_.Stop(); }
+
+void Agent::TrimMemory() {
+  // An idle agent frees nothing, so it is left alone; a trim walks the arenas' free lists.
+  if (metrics_.etcd_events != etcd_events_at_last_trim_) {
+    etcd_events_at_last_trim_ = metrics_.etcd_events;
+    ReleaseFreeMemory();
+  }
+  loop_.RunAfter(config_.memory_trim_interval, [this] { TrimMemory(); });
+}
+
+void Agent::ReleaseFreeMemory() {
+  if (deps_.release_free_memory) {
+    deps_.release_free_memory();
+  } else {
+    malloc_trim(0);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Datastore side
@@ -302,7 +321,7 @@ void Agent::OnListingPage(DecodedPage&& page) {
     }
     // The listing's transient memory (pages, gRPC buffers on other threads' arenas) is free
     // now; hand it back to the system rather than keep it as the process's high-water mark.
-    malloc_trim(0);
+    ReleaseFreeMemory();
   }
   Kick();
   UpdateReady();

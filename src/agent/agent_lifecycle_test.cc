@@ -71,6 +71,7 @@ class AgentLifecycleTest : public ::testing::Test {
     // No start-up progress timer: these tests read the lifecycle's own next timer. The
     // progress test turns it on.
     c.progress_log_interval = seconds(0);
+    c.memory_trim_interval = seconds(0);  // likewise; its own test turns it on
     return c;
   }
 
@@ -93,6 +94,7 @@ class AgentLifecycleTest : public ::testing::Test {
       worker_ = executor.get();
       return executor;
     };
+    deps.release_free_memory = [this] { ++memory_releases_; };
     agent_ = std::make_unique<Agent>(std::move(config), std::move(dataplane), std::move(deps));
     ASSERT_TRUE(agent_->Start().ok());
     ASSERT_TRUE(ds_->started);
@@ -178,6 +180,7 @@ class AgentLifecycleTest : public ::testing::Test {
   std::vector<net::Route> foreign_;
   dataplane::FakeDataplane* fake_ = nullptr;  // owned by the agent
   ManualExecutor* worker_ = nullptr;          // owned by the agent
+  int memory_releases_ = 0;
   std::unique_ptr<Agent> agent_;
 };
 
@@ -609,6 +612,32 @@ TEST_F(AgentLifecycleTest, InitialSyncLogsItsProgressAtASteadyRateUntilDone) {
 
   logger->set_level(old_level);
   logger->sinks().pop_back();
+}
+
+// Free heap pages go back to the system once the first listing is in, then every
+// memory_trim_interval while etcd changes arrive, and never while nothing happens (an idle agent
+// frees nothing, and a trim is not free).
+TEST_F(AgentLifecycleTest, FreeMemoryIsReleasedAfterTheListingAndPeriodicallyWhileChangesArrive) {
+  AgentConfig config = Config();
+  config.memory_trim_interval = seconds(30);
+  StartAgent(config, /*use_default=*/false);
+  Settle();
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(memory_releases_, 1) << "the listing's transient memory";
+  Advance(seconds(30));
+  EXPECT_EQ(memory_releases_, 2) << "the listing's events count as changes once";
+  Advance(seconds(90));
+  EXPECT_EQ(memory_releases_, 2) << "no change, no trim";
+  PutBlock("10.244.3.0/26", "host-b");
+  PutBlock("10.244.4.0/26", "host-b");
+  Advance(seconds(29));
+  EXPECT_EQ(memory_releases_, 2) << "not before the interval";
+  Advance(seconds(1));
+  EXPECT_EQ(memory_releases_, 3);
+  Advance(seconds(60));
+  EXPECT_EQ(memory_releases_, 3);
+  EXPECT_EQ(Programmed().size(), 3u);
 }
 
 }  // namespace
