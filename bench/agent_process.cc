@@ -73,7 +73,7 @@ std::optional<double> MetricValue(const std::string& metrics, const std::string&
   return std::nullopt;
 }
 
-double MetricSum(const std::string& metrics, const std::string& name) {
+double MetricSum(const std::string& metrics, const std::string& name, const std::string& labels) {
   std::istringstream in(metrics);
   std::string line;
   double sum = 0;
@@ -82,7 +82,7 @@ double MetricSum(const std::string& metrics, const std::string& name) {
     char next = line[name.size()];
     if (next != ' ' && next != '{') continue;
     auto space = line.rfind(' ');
-    if (space == std::string::npos) continue;
+    if (space == std::string::npos || line.find(labels) >= space) continue;
     sum += std::strtod(line.c_str() + space + 1, nullptr);
   }
   return sum;

@@ -49,7 +49,8 @@ class AgentHttp {
 // The value of an unlabelled sample `name` in a Prometheus exposition.
 std::optional<double> MetricValue(const std::string& metrics, const std::string& name);
 // The sum of every sample of `name`, labelled or not.
-double MetricSum(const std::string& metrics, const std::string& name);
+double MetricSum(const std::string& metrics, const std::string& name,
+                 const std::string& labels = "");
 
 // Quantile (bucket upper bound, ms) of vcra_event_to_route_seconds observations between two
 // scrapes; +inf past the last finite bucket, nullopt without observations.

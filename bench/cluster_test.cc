@@ -84,6 +84,7 @@ TEST(MetricsTest, SumAddsLabelledSamplesOfOneNameOnly) {
       "etcd_network_client_grpc_sent_bytes_total_other 7\n";
   EXPECT_DOUBLE_EQ(MetricSum(text, "etcd_network_client_grpc_sent_bytes_total"), 1500500);
   EXPECT_EQ(MetricValue(text, "etcd_network_client_grpc_sent_bytes_total"), 1.5e6);
+  EXPECT_DOUBLE_EQ(MetricSum(text, "etcd_network_client_grpc_sent_bytes_total", "a=\"b\""), 500);
 }
 
 }  // namespace

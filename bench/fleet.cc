@@ -31,20 +31,6 @@ struct FleetStart {
   double member_range_errors = NAN;  // ... of which they refused (e.g. a future revision)
 };
 
-// The sum of etcd_network_client_grpc_sent_bytes_total over the members.
-StatusOr<double> MembersSentBytes(const testing::EtcdServer& etcd) {
-  double sum = 0;
-  for (const std::string& endpoint : etcd.endpoints()) {
-    httplib::Client client(endpoint);
-    client.set_read_timeout(10, 0);
-    auto res = client.Get("/metrics");
-    if (!res || res->status != 200)
-      return absl::UnavailableError(fmt::format("GET {}/metrics failed", endpoint));
-    sum += MetricSum(res->body, "etcd_network_client_grpc_sent_bytes_total");
-  }
-  return sum;
-}
-
 // The sum over the members' /metrics of the samples of `metric` whose labels contain
 // `labels` (empty: every sample).
 StatusOr<double> MembersMetric(const testing::EtcdServer& etcd, const std::string& metric,
@@ -56,18 +42,13 @@ StatusOr<double> MembersMetric(const testing::EtcdServer& etcd, const std::strin
     auto res = client.Get("/metrics");
     if (!res || res->status != 200)
       return absl::UnavailableError(fmt::format("GET {}/metrics failed", endpoint));
-    std::istringstream lines(res->body);
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (!line.starts_with(metric) || line.size() <= metric.size()) continue;
-      char next = line[metric.size()];
-      if (next != ' ' && next != '{') continue;
-      auto value_at = line.rfind(' ');
-      if (line.find(labels) >= value_at) continue;
-      sum += std::strtod(line.c_str() + value_at + 1, nullptr);
-    }
+    sum += MetricSum(res->body, metric, labels);
   }
   return sum;
+}
+
+StatusOr<double> MembersSentBytes(const testing::EtcdServer& etcd) {
+  return MembersMetric(etcd, "etcd_network_client_grpc_sent_bytes_total");
 }
 
 // Range requests the members have answered so far (etcd's gRPC server metrics), and those
