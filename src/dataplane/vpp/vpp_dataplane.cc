@@ -103,6 +103,34 @@ Status VppDataplane::Probe() {
                    "; setting it up again and re-pointing every route of ours at it"));
 }
 
+namespace {
+
+// The address of `have` that is `p`'s address, whatever its length (a different length is the
+// operator's), or nullptr.
+const WirePrefix* FindAddress(const std::vector<WirePrefix>& have, const net::IpPrefix& p) {
+  WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
+  auto same = std::find_if(have.begin(), have.end(),
+                           [&](const WirePrefix& h) { return h.af == w.af && h.addr == w.addr; });
+  return same == have.end() ? nullptr : &*same;
+}
+
+}  // namespace
+
+StatusOr<std::vector<WirePrefix>> VppDataplane::DumpInterfaceAddresses(uint32_t sw_if_index,
+                                                                       bool ipv6) {
+  IpAddressDump dump;
+  dump.sw_if_index = sw_if_index;
+  dump.is_ipv6 = ipv6;
+  ASSIGN_OR_RETURN(auto details,
+                   client_->Dump(EncodeIpAddressDump(*client_->MsgId(msg::kIpAddressDump), dump),
+                                 msg::kIpAddressDetails));
+  std::vector<WirePrefix> have;
+  for (const Bytes& b : details) {
+    if (auto d = DecodeIpAddressDetails(b); d.ok()) have.push_back(d->prefix);
+  }
+  return have;
+}
+
 StatusOr<std::string> VppDataplane::UplinkDrift() {
   const uint32_t idx = *uplink_index_;
   SwInterfaceDump dump;
@@ -121,28 +149,16 @@ StatusOr<std::string> VppDataplane::UplinkDrift() {
   }
   if (!(itf->flags & kIfAdminUp)) return std::string("it is admin-down");
   for (bool v6 : {false, true}) {
-    std::vector<WirePrefix> have;
     bool wanted_any = false;
     for (const net::IpPrefix& p : last_uplink_->addresses) {
       wanted_any |= (p.family() == net::Family::kV6) == v6;
     }
     if (!wanted_any) continue;
-    IpAddressDump ad;
-    ad.sw_if_index = idx;
-    ad.is_ipv6 = v6;
-    ASSIGN_OR_RETURN(auto addrs,
-                     client_->Dump(EncodeIpAddressDump(*client_->MsgId(msg::kIpAddressDump), ad),
-                                   msg::kIpAddressDetails));
-    for (const Bytes& b : addrs) {
-      if (auto d = DecodeIpAddressDetails(b); d.ok()) have.push_back(d->prefix);
-    }
+    ASSIGN_OR_RETURN(std::vector<WirePrefix> have, DumpInterfaceAddresses(idx, v6));
     for (const net::IpPrefix& p : last_uplink_->addresses) {
       if ((p.family() == net::Family::kV6) != v6) continue;
-      WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
-      bool present = std::any_of(have.begin(), have.end(), [&](const WirePrefix& h) {
-        return h.af == w.af && h.addr == w.addr;  // a different length is the operator's
-      });
-      if (!present) return absl::StrCat("its address ", p.address().ToString(), " is missing");
+      if (!FindAddress(have, p))
+        return absl::StrCat("its address ", p.address().ToString(), " is missing");
     }
   }
   return std::string();
@@ -319,27 +335,14 @@ Status VppDataplane::EnsureUplink(const UplinkConfig& uplink) {
     for (const net::IpPrefix& p : uplink.addresses) {
       if ((p.family() == net::Family::kV6) == v6) wanted.push_back(p);
     }
-    IpAddressDump dump;
-    dump.sw_if_index = idx;
-    dump.is_ipv6 = v6;
-    ASSIGN_OR_RETURN(auto details,
-                     client_->Dump(EncodeIpAddressDump(*client_->MsgId(msg::kIpAddressDump), dump),
-                                   msg::kIpAddressDetails));
-    std::vector<WirePrefix> have;
-    for (const Bytes& b : details) {
-      auto d = DecodeIpAddressDetails(b);
-      if (!d.ok()) continue;
-      have.push_back(d->prefix);
-      if (auto a = d->prefix.ToAddress(); a.ok()) {
-        present.push_back(net::IpPrefix::InterfaceAddress(*a, d->prefix.len));
-      }
+    ASSIGN_OR_RETURN(std::vector<WirePrefix> have, DumpInterfaceAddresses(idx, v6));
+    for (const WirePrefix& h : have) {
+      if (auto a = h.ToAddress(); a.ok())
+        present.push_back(net::IpPrefix::InterfaceAddress(*a, h.len));
     }
     for (const net::IpPrefix& p : wanted) {
       WirePrefix w = WirePrefix::FromAddress(p.address(), p.len());
-      auto same = std::find_if(have.begin(), have.end(), [&](const WirePrefix& h) {
-        return h.af == w.af && h.addr == w.addr;
-      });
-      if (same != have.end()) {
+      if (const WirePrefix* same = FindAddress(have, p)) {
         if (same->len != w.len) {
           // Never removed, never changed: the operator decides.
           LOG_WARN("uplink already has {} with prefix length {}, not {}; left as it is",

@@ -130,6 +130,8 @@ class VppDataplane final : public Dataplane {
   StatusOr<SwInterfaceDetails> ResolveUplink(const UplinkConfig& uplink);
   // Empty when the uplink is as EnsureUplink left it, else what differs (for the log).
   StatusOr<std::string> UplinkDrift();
+  // The addresses VPP reports on an interface for one family (malformed details skipped).
+  StatusOr<std::vector<WirePrefix>> DumpInterfaceAddresses(uint32_t sw_if_index, bool ipv6);
   // Moves every route of ours off whatever path list it holds, onto a fresh one.
   Status RepointOwnedRoutes();
   // Asks VPP for sw_interface_event on the main connection (best effort).
