@@ -42,8 +42,12 @@ check "the unit's ExecStart (${exec_start:-none}) is the packaged binary" \
 check "the unit's EnvironmentFile (${env_file:-none}) is packaged" packaged_file "$env_file"
 [[ -n $exec_start && -n $env_file ]] || { finish_checks; exit 1; }
 check "the defaults file is a conffile (kept on upgrade)" grep -qx "$env_file" "$WORK/control/conffiles"
-check "the package depends on the libraries the binary links" \
-  bash -c "dpkg-deb -f '$DEB' Depends | grep -q libgrpc"
+# gRPC, protobuf and Abseil are linked statically in the release build (docs/design.md); OpenSSL,
+# cpp-httplib and spdlog are shared in every build.
+check "the package depends on the shared libraries the binary links" \
+  bash -c "dpkg-deb -f '$DEB' Depends | tr ',' '\n' | grep -q libssl3 &&
+           dpkg-deb -f '$DEB' Depends | tr ',' '\n' | grep -q libcpp-httplib &&
+           dpkg-deb -f '$DEB' Depends | tr ',' '\n' | grep -q libspdlog"
 
 help_text=$("$ROOT$exec_start" --help)
 defaults_named_in_help() {
