@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -18,6 +20,65 @@
 namespace vcra::dataplane::vpp {
 
 using Clock = std::chrono::steady_clock;
+
+// The message table VPP sent at the handshake (name_crc -> id, ~850 messages in 26.06), kept as
+// one string of names and an index sorted by name: as a std::map of strings it cost ~110 KB per
+// connection, and the dataplane holds eight.
+class MessageIds {
+ public:
+  explicit MessageIds(const std::vector<std::pair<uint16_t, std::string>>& table) {
+    size_t bytes = 0;
+    for (const auto& entry : table) bytes += entry.second.size();
+    names_.reserve(bytes);
+    entries_.reserve(table.size());
+    for (const auto& [id, name] : table) {
+      entries_.push_back(
+          Entry{static_cast<uint32_t>(names_.size()), static_cast<uint32_t>(name.size()), id});
+      names_ += name;
+    }
+    // A name listed twice keeps its last id, as assigning into a map would.
+    std::stable_sort(entries_.begin(), entries_.end(),
+                     [&](const Entry& a, const Entry& b) { return Name(a) < Name(b); });
+    std::vector<Entry> unique;
+    unique.reserve(entries_.size());
+    for (const Entry& e : entries_) {
+      if (!unique.empty() && Name(unique.back()) == Name(e)) {
+        unique.back() = e;
+      } else {
+        unique.push_back(e);
+      }
+    }
+    entries_ = std::move(unique);
+  }
+  MessageIds() = default;
+
+  std::optional<uint16_t> Find(std::string_view name) const {
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), name,
+                               [&](const Entry& e, std::string_view n) { return Name(e) < n; });
+    if (it == entries_.end() || Name(*it) != name) return std::nullopt;
+    return it->id;
+  }
+  bool Contains(std::string_view name) const { return Find(name).has_value(); }
+  size_t size() const { return entries_.size(); }
+  std::vector<std::string_view> Names() const {
+    std::vector<std::string_view> out;
+    out.reserve(entries_.size());
+    for (const Entry& e : entries_) out.push_back(Name(e));
+    return out;
+  }
+
+ private:
+  struct Entry {
+    uint32_t offset;
+    uint32_t length;
+    uint16_t id;
+  };
+  std::string_view Name(const Entry& e) const {
+    return std::string_view(names_).substr(e.offset, e.length);
+  }
+  std::string names_;
+  std::vector<Entry> entries_;
+};
 
 struct VppClient::Pending {
   uint32_t context = 0;
@@ -45,7 +106,7 @@ struct VppClient::Conn {
   std::thread reader;
   std::mutex write_mu;
   // Immutable after the handshake.
-  std::map<std::string, uint16_t, std::less<>> ids;
+  MessageIds ids;
   uint32_t handle = 0;
   std::string version = "unknown";
   uint16_t ping_id = 0;
@@ -149,11 +210,9 @@ void VppClient::SetEventHandler(std::function<void(const SwInterfaceEvent&)> han
 StatusOr<uint16_t> VppClient::MsgId(std::string_view name_crc) const {
   std::lock_guard lock(mu_);
   if (conn_ == nullptr) return absl::UnavailableError("not connected to VPP");
-  auto it = conn_->ids.find(name_crc);
-  if (it == conn_->ids.end()) {
-    return absl::NotFoundError(absl::StrCat("VPP lacks message ", std::string(name_crc)));
-  }
-  return it->second;
+  std::optional<uint16_t> id = conn_->ids.Find(name_crc);
+  if (!id) return absl::NotFoundError(absl::StrCat("VPP lacks message ", std::string(name_crc)));
+  return *id;
 }
 
 StatusOr<std::shared_ptr<VppClient::Conn>> VppClient::CurrentConn() const {
@@ -192,11 +251,9 @@ Status VppClient::Connect() {
         absl::StrCat("VPP refused sockclnt_create: response ", reply.response));
   }
   conn->handle = reply.index;
-  for (const auto& [id, name] : reply.table) conn->ids[name] = id;
-  auto id_of = [&](std::string_view n) -> uint16_t {
-    auto it = conn->ids.find(n);
-    return it == conn->ids.end() ? 0 : it->second;
-  };
+  conn->ids = MessageIds(reply.table);
+  reply.table = {};
+  auto id_of = [&](std::string_view n) -> uint16_t { return conn->ids.Find(n).value_or(0); };
   conn->ping_id = id_of(msg::kControlPing);
   conn->ping_reply_id = id_of(msg::kControlPingReply);
   conn->event_id = id_of(msg::kSwInterfaceEvent);
@@ -211,9 +268,8 @@ Status VppClient::Connect() {
   }
   conn->reader = std::thread([this, conn] { ReaderLoop(conn); });
 
-  if (conn->ids.count(msg::kShowVersion) && conn->ids.count(msg::kShowVersionReply)) {
-    auto sv = Call(EncodeBareRequest(conn->ids[std::string(msg::kShowVersion)], {}),
-                   msg::kShowVersionReply);
+  if (conn->ids.Contains(msg::kShowVersion) && conn->ids.Contains(msg::kShowVersionReply)) {
+    auto sv = Call(EncodeBareRequest(id_of(msg::kShowVersion), {}), msg::kShowVersionReply);
     if (sv.ok()) {
       if (auto v = DecodeShowVersionReply(*sv); v.ok()) {
         std::lock_guard lock(mu_);
@@ -227,7 +283,7 @@ Status VppClient::Connect() {
   required.push_back(std::string(msg::kControlPing));
   required.push_back(std::string(msg::kControlPingReply));
   for (const std::string& name : required) {
-    if (conn->ids.count(name)) continue;
+    if (conn->ids.Contains(name)) continue;
     if (std::find(missing.begin(), missing.end(), name) != missing.end()) continue;
     missing.push_back(name);
   }
@@ -237,7 +293,7 @@ Status VppClient::Connect() {
       // Same message with another CRC = another definition: name it, it helps the operator.
       std::string base = name.size() > 9 ? name.substr(0, name.size() - 9) : name;
       std::string other;
-      for (const auto& [n, id] : conn->ids) {
+      for (std::string_view n : conn->ids.Names()) {
         if (n.size() == base.size() + 9 && n.compare(0, base.size() + 1, base + "_") == 0) {
           other = n;
         }
@@ -272,12 +328,12 @@ void VppClient::Close() {
       std::lock_guard lock(mu_);
       conn->closing = true;
     }
-    auto del = conn->ids.find(msg::kSockclntDelete);
-    auto del_reply = conn->ids.find(msg::kSockclntDeleteReply);
-    if (del != conn->ids.end() && del_reply != conn->ids.end()) {
+    std::optional<uint16_t> del = conn->ids.Find(msg::kSockclntDelete);
+    std::optional<uint16_t> del_reply = conn->ids.Find(msg::kSockclntDeleteReply);
+    if (del && del_reply) {
       SockclntDelete m;
       m.index = conn->handle;
-      auto p = Send(EncodeSockclntDelete(del->second, m), del_reply->second, 0, false);
+      auto p = Send(EncodeSockclntDelete(*del, m), *del_reply, 0, false);
       if (p.ok()) {
         std::unique_lock lock(mu_);
         (*p)->waited = true;
@@ -561,7 +617,10 @@ StatusOr<std::vector<Bytes>> VppClient::Dump(Bytes request, std::string_view det
 
 void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
   FrameReassembler rx(options_.max_message_size);
-  std::vector<uint8_t> buf(65536);
+  // Left uninitialised: a zero-filled buffer would make all of it resident at once, on each of
+  // the dataplane's eight connections, where most reads are a few hundred bytes.
+  constexpr size_t kReadChunk = 65536;
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
   Status why;
   while (true) {
     pollfd fds[2] = {{conn->fd, POLLIN, 0}, {conn->wake_fd, POLLIN, 0}};
@@ -575,7 +634,7 @@ void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
       why = absl::UnavailableError("VPP connection closed by the agent");
       break;
     }
-    ssize_t r = ::read(conn->fd, buf.data(), buf.size());
+    ssize_t r = ::read(conn->fd, buf.get(), kReadChunk);
     if (r == 0) {
       why = absl::UnavailableError("VPP closed the API connection (EOF)");
       break;
@@ -585,7 +644,7 @@ void VppClient::ReaderLoop(std::shared_ptr<Conn> conn) {
       why = absl::UnavailableError(absl::StrCat("VPP API connection: ", strerror(errno)));
       break;
     }
-    rx.Feed(std::span(buf.data(), static_cast<size_t>(r)));
+    rx.Feed(std::span(buf.get(), static_cast<size_t>(r)));
     bool bad = false;
     while (true) {
       auto m = rx.Next();
