@@ -248,6 +248,7 @@ Agent::DecodedPage Agent::DecodePage(datastore::ListingPage&& page) const {
   out.revision = page.revision;
   out.first = page.first;
   out.last = page.last;
+  out.prefix_keys = page.prefix_keys;
   out.entries.reserve(page.kvs.size());
   for (auto& kv : page.kvs) {
     DecodedEntry entry;
@@ -264,16 +265,32 @@ Agent::DecodedPage Agent::DecodePage(datastore::ListingPage&& page) const {
   return out;
 }
 
+// The first page of a prefix says how many keys the prefix holds: the tables grow to their size
+// once, instead of doubling (and holding both copies) while the listing arrives. etcd's count is
+// input like any other: bounded here, and a table still grows past it if the count was low.
+void Agent::ReserveForListing(const DecodedPage& page) {
+  constexpr int64_t kMostKeysReserved = 4'000'000;
+  size_t keys = static_cast<size_t>(std::min(page.prefix_keys, kMostKeysReserved));
+  listing_reserved_keys_ = std::min<size_t>(listing_reserved_keys_ + keys, kMostKeysReserved);
+  kv_cache_.Reserve(listing_reserved_keys_);
+  if (!page.entries.empty() && page.entries.front().block) {
+    calculator_.ReserveBlocks(keys);
+    reconciler_.ReserveDesired(keys);
+  }
+}
+
 void Agent::OnListingPage(DecodedPage&& page) {
   if (page.first) {
     // A listing that broke midway is abandoned here: the cache deletes nothing for it.
     listing_started_ = clock_.Now();
     listing_keys_ = 0;
     listing_applied_ = 0;
+    listing_reserved_keys_ = 0;
     kv_cache_.BeginListing(page.revision);
     etcd_connected_ = true;
   }
   if (!kv_cache_.listing_open()) return;  // a page without its first one: nothing to diff it to
+  if (page.prefix_keys > 0) ReserveForListing(page);
   listing_keys_ += page.entries.size();
   for (auto& entry : page.entries) {
     if (!kv_cache_.ListedKey(entry.key, entry.mod_revision)) continue;

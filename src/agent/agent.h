@@ -159,10 +159,12 @@ class Agent {
     int64_t revision = 0;
     bool first = false;
     bool last = false;
+    int64_t prefix_keys = 0;  // see datastore::ListingPage
   };
   DecodedPage DecodePage(datastore::ListingPage&& page) const;
   // One page of a listing: applied to the calculator at once, never kept (see KvCache).
   void OnListingPage(DecodedPage&& page);
+  void ReserveForListing(const DecodedPage& page);
   void OnChanges(std::vector<datastore::Change>&& changes);
   void OnEtcdConnection(bool connected, const std::string& reason);
   void HandleChange(const datastore::Change& change);
@@ -233,6 +235,7 @@ class Agent {
   TimePoint listing_started_{};
   size_t listing_keys_ = 0;
   size_t listing_applied_ = 0;
+  size_t listing_reserved_keys_ = 0;  // the listing's prefixes' counts so far
 
   // Listing pages posted to the loop and not yet decoded; the watcher's thread waits while
   // there are kMaxListingPagesQueued (each wait bounded: kListingWaitRounds x 50 ms).

@@ -7,6 +7,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -375,6 +376,26 @@ TEST_F(AgentLifecycleTest, AListingInPagesProgramsAsItArrivesAndDeletesOnlyOnceC
       Programmed(),
       (std::map<net::IpPrefix, net::Route>{{P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
   EXPECT_EQ(agent_->metrics().etcd_snapshots.load(), 2u);
+}
+
+TEST_F(AgentLifecycleTest, AListingsKeyCountSizesTheTablesAndAWildOneIsBounded) {
+  StartAgent();
+  // etcd's count comes on each prefix's first page: a plain one for the peers, then one no table
+  // could hold for the blocks. The agent reserves within its bound and carries on.
+  auto page = [&](std::vector<datastore::KeyValue> kvs, bool first, bool last, int64_t keys) {
+    ds_->sink.on_connection(true, "");
+    ds_->sink.on_listing_page({std::move(kvs), ds_->revision, first, last, keys});
+  };
+  page({PeerKv("host-b", "10.99.0.2")}, /*first=*/true, /*last=*/false, 3);
+  page({BlockKv("10.244.2.0/26", "host-b")}, /*first=*/false, /*last=*/false,
+       std::numeric_limits<int64_t>::max());
+  page({BlockKv("10.244.3.0/26", "host-b")}, /*first=*/false, /*last=*/false, 0);
+  page({}, /*first=*/false, /*last=*/true, 0);
+  Settle();
+  EXPECT_EQ(Programmed(), (std::map<net::IpPrefix, net::Route>{
+                              {P("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2")},
+                              {P("10.244.3.0/26"), R("10.244.3.0/26", "10.99.0.2")}}));
+  EXPECT_EQ(Status().blocks, 2u);
 }
 
 TEST_F(AgentLifecycleTest, AMalformedBlockInAListingIsCountedAndTheRestIsProgrammed) {

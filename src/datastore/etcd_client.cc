@@ -23,6 +23,17 @@
 // *through that proxy* invalidates them, so its R could be arbitrarily old, even compacted, and a
 // re-list after a compaction would be served the same compacted R again. docs/design.md ("etcd")
 // has the argument why the watch from R+1 makes the result exact.
+//
+// NOTE (page size): the first page asks for one key; its answer carries the range's `count` N,
+// and every later page asks for N² / (2 × listing_walk_budget) keys, at least min_page_size and
+// at most page_size (EtcdConfig has the three). Memory and etcd's work pull opposite ways: a page
+// in flight costs the agent its size, and etcd 3.4 answers a limited Range after collecting every
+// key left in the range, so a listing in pages of P keys costs it ~N²/2P key visits. With pages so
+// sized, that cost stays at the budget (1M visits: what 100k keys in pages of 5000 cost) up to the
+// largest page (2500 keys, from ~70k keys: 2M visits at 100k, which costs a quiet etcd 3.4 a few
+// tens of ms and saves the agent 20 MiB), while a small cluster's listing moves through memory in
+// small pages (200 keys up to ~20k keys). Every agent listing at the same revision sees the same
+// count, so their requests stay identical (the proxy's cache key).
 
 #include "datastore/etcd_client.h"
 
@@ -69,7 +80,8 @@ Status EtcdClient::Compact(int64_t /*revision*/) {
 StatusOr<int64_t> EtcdClient::RangePrefixPages(const std::string& prefix, int64_t revision,
                                                const PageCallback& on_page) {
   ASSIGN_OR_RETURN(Snapshot all, RangePrefix(prefix, revision));
-  RETURN_IF_ERROR(on_page(std::move(all.kvs), all.revision));
+  int64_t keys = static_cast<int64_t>(all.kvs.size());
+  RETURN_IF_ERROR(on_page(std::move(all.kvs), all.revision, keys));
   return all.revision;
 }
 
@@ -149,8 +161,9 @@ class GrpcEtcdClient final : public EtcdClient {
   static StatusOr<std::unique_ptr<GrpcEtcdClient>> Make(const EtcdConfig& config) {
     KeepOpenSslUntilExit();
     if (config.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints");
-    if (config.page_size <= 0) {
-      return absl::InvalidArgumentError("etcd page_size must be positive");
+    if (config.page_size <= 0 || config.min_page_size <= 0 || config.listing_walk_budget <= 0) {
+      return absl::InvalidArgumentError(
+          "etcd page_size, min_page_size and listing_walk_budget must be positive");
     }
     if (config.username.empty() != config.password.empty()) {
       return absl::InvalidArgumentError("etcd username and password must be given together");
@@ -224,16 +237,17 @@ class GrpcEtcdClient final : public EtcdClient {
   // N's keys are moved into the result, so the server works on the next page while we copy.
   StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision) override {
     Snapshot out;
-    ASSIGN_OR_RETURN(out.revision,
-                     RangePrefixPages(prefix, revision, [&](std::vector<KeyValue>&& kvs, int64_t) {
-                       if (out.kvs.empty()) {
-                         out.kvs = std::move(kvs);
-                       } else {
-                         out.kvs.reserve(out.kvs.size() + kvs.size());
-                         std::move(kvs.begin(), kvs.end(), std::back_inserter(out.kvs));
-                       }
-                       return absl::OkStatus();
-                     }));
+    ASSIGN_OR_RETURN(
+        out.revision,
+        RangePrefixPages(prefix, revision, [&](std::vector<KeyValue>&& kvs, int64_t, int64_t) {
+          if (out.kvs.empty()) {
+            out.kvs = std::move(kvs);
+          } else {
+            out.kvs.reserve(out.kvs.size() + kvs.size());
+            std::move(kvs.begin(), kvs.end(), std::back_inserter(out.kvs));
+          }
+          return absl::OkStatus();
+        }));
     return out;
   }
 
@@ -248,16 +262,18 @@ class GrpcEtcdClient final : public EtcdClient {
     // etcd rejects an empty key; "\0".."\0" is its spelling of "every key".
     req.set_key(prefix.empty() ? std::string(1, '\0') : prefix);
     req.set_range_end(PrefixRangeEnd(prefix));
-    req.set_limit(config_.page_size);
+    req.set_limit(1);  // for the range's count: see NOTE (page size)
     req.set_revision(revision);
     req.set_serializable(true);
     ASSIGN_OR_RETURN(pb::RangeResponse page, RangePage(req));
+    const int64_t range_keys = std::max<int64_t>(page.count(), page.kvs_size());
     for (int n = 0; n < kMaxPages; ++n) {
       std::future<StatusOr<pb::RangeResponse>> next;
       if (page.more()) {
         if (page.kvs_size() == 0) {
           return absl::InternalError("etcd Range answered more=true with no keys");
         }
+        if (n == 0) req.set_limit(PageSizeFor(range_keys));
         // The smallest key after the last one received.
         req.set_key(page.kvs(page.kvs_size() - 1).key() + std::string(1, '\0'));
         if (config_.pipeline_pages) {
@@ -273,7 +289,7 @@ class GrpcEtcdClient final : public EtcdClient {
                                kv.mod_revision()});
       }
       page.Clear();
-      Status delivered = on_page(std::move(kvs), req.revision());
+      Status delivered = on_page(std::move(kvs), req.revision(), n == 0 ? range_keys : 0);
       if (!delivered.ok()) {
         if (next.valid()) next.wait();  // the helper thread must not outlive this call
         return delivered;
@@ -282,6 +298,16 @@ class GrpcEtcdClient final : public EtcdClient {
       ASSIGN_OR_RETURN(page, next.get());
     }
     return absl::InternalError("etcd Range did not finish within the page bound");
+  }
+
+  // Keys per page after the first, for a range of `keys` keys (etcd's count, which a broken
+  // server could send as anything): see NOTE (page size).
+  int64_t PageSizeFor(int64_t keys) const {
+    double balanced = static_cast<double>(keys) * static_cast<double>(keys) /
+                      (2.0 * static_cast<double>(config_.listing_walk_budget));
+    if (!(balanced < static_cast<double>(config_.page_size))) return config_.page_size;
+    return std::min(config_.page_size,
+                    std::max(config_.min_page_size, static_cast<int64_t>(balanced)));
   }
 
   // The store's revision now: a linearizable Range of the single key `probe_key` (usually
@@ -663,26 +689,28 @@ class WatchLoop {
     bool first = true;
     for (const std::string& prefix : prefixes_) {
       ASSIGN_OR_RETURN(
-          revision, client.RangePrefixPages(
-                        prefix, revision, [&](std::vector<KeyValue>&& kvs, int64_t at) -> Status {
-                          if (stopping_) return absl::CancelledError("the watcher is stopping");
-                          if (first && !next_rev_.empty() &&
-                              at + 1 < *std::max_element(next_rev_.begin(), next_rev_.end())) {
-                            // Cannot happen with a linearizable first page; a misbehaving server or
-                            // proxy must not make us go back in time (the sink would re-apply older
-                            // values).
-                            return absl::InternalError(absl::StrCat(
-                                "etcd listed at revision ", at, ", older than revision ",
-                                *std::max_element(next_rev_.begin(), next_rev_.end()) - 1,
-                                " already delivered"));
-                          }
-                          keys += kvs.size();
-                          if (sink_.on_listing_page) {
-                            sink_.on_listing_page(ListingPage{std::move(kvs), at, first, false});
-                          }
-                          first = false;
-                          return absl::OkStatus();
-                        }));
+          revision,
+          client.RangePrefixPages(
+              prefix, revision,
+              [&](std::vector<KeyValue>&& kvs, int64_t at, int64_t range_keys) -> Status {
+                if (stopping_) return absl::CancelledError("the watcher is stopping");
+                if (first && !next_rev_.empty() &&
+                    at + 1 < *std::max_element(next_rev_.begin(), next_rev_.end())) {
+                  // Cannot happen with a linearizable first page; a misbehaving server or
+                  // proxy must not make us go back in time (the sink would re-apply older
+                  // values).
+                  return absl::InternalError(
+                      absl::StrCat("etcd listed at revision ", at, ", older than revision ",
+                                   *std::max_element(next_rev_.begin(), next_rev_.end()) - 1,
+                                   " already delivered"));
+                }
+                keys += kvs.size();
+                if (sink_.on_listing_page) {
+                  sink_.on_listing_page(ListingPage{std::move(kvs), at, first, false, range_keys});
+                }
+                first = false;
+                return absl::OkStatus();
+              }));
     }
     LOG_INFO("etcd watcher: listed {} keys at revision {}", keys, revision);
     if (sink_.on_listing_page) sink_.on_listing_page(ListingPage{{}, revision, first, true});

@@ -38,9 +38,13 @@ struct EtcdConfig {
   std::string key_file;
   std::chrono::milliseconds dial_timeout{3000};
   std::chrono::milliseconds request_timeout{10000};
-  // Keys per Range page. 5000 pages of ~900 B blocks are ~4.5 MB: the client accepts replies up
+  // Keys per Range page: N² / (2 × listing_walk_budget) for a listing of N keys, from
+  // min_page_size up to page_size (etcd_client.cc, NOTE (page size)): 200 keys up to ~20k keys,
+  // 2500 from ~70k keys. 2500 realistic ~2 KB blocks are ~5.5 MB: the client accepts replies up
   // to 256 MiB (etcd's own limit is what it sends, 2 GiB by default).
-  int64_t page_size = 5000;
+  int64_t page_size = 2500;
+  int64_t min_page_size = 200;
+  int64_t listing_walk_budget = 1'000'000;
   // Request page N+1 before copying page N out of its reply. Off only to measure its effect.
   bool pipeline_pages = true;
 };
@@ -67,6 +71,9 @@ struct ListingPage {
   int64_t revision = 0;
   bool first = false;
   bool last = false;
+  // On the first page of each prefix: the keys under that prefix at `revision` (etcd's count, so
+  // the consumer can size its tables once); 0 on the other pages.
+  int64_t prefix_keys = 0;
 };
 
 struct Change {
@@ -88,9 +95,11 @@ class EtcdClient {
   // serializable Range pinned at it (see etcd_client.cc, NOTE (listing)).
   virtual StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision = 0) = 0;
   // The same, page by page: `on_page` gets each page's keys and the listing's revision as they
-  // arrive; an error it returns ends the listing. Returns the revision read. The default
+  // arrive, and on the first page the number of keys in the whole range (etcd's count; 0 on the
+  // later pages); an error it returns ends the listing. Returns the revision read. The default
   // implementation hands RangePrefix's result over as one page.
-  using PageCallback = std::function<Status(std::vector<KeyValue>&& kvs, int64_t revision)>;
+  using PageCallback =
+      std::function<Status(std::vector<KeyValue>&& kvs, int64_t revision, int64_t range_keys)>;
   virtual StatusOr<int64_t> RangePrefixPages(const std::string& prefix, int64_t revision,
                                              const PageCallback& on_page);
   virtual StatusOr<int64_t> Put(const std::string& key, const std::string& value) = 0;

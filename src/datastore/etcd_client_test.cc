@@ -68,6 +68,9 @@ TEST(EtcdClientCreateTest, RejectsBadConfig) {
   EtcdConfig zero_page = with({"127.0.0.1:2379"});
   zero_page.page_size = 0;
   EXPECT_FALSE(EtcdClient::Create(zero_page).ok());
+  EtcdConfig zero_share = with({"127.0.0.1:2379"});
+  zero_share.listing_walk_budget = 0;
+  EXPECT_FALSE(EtcdClient::Create(zero_share).ok());
 }
 
 TEST(EtcdClientCreateTest, AcceptsAllEndpointForms) {
@@ -298,8 +301,9 @@ TEST_F(EtcdTest, RangePrefixIsPaginatedAtOneRevision) {
     ASSERT_EQ(snap->kvs[i].key, absl::StrFormat("/page/%05d", i));
     ASSERT_EQ(snap->kvs[i].value, absl::StrCat("v", i));
   }
-  // One linearizable read of the revision, then the pages.
-  EXPECT_EQ(paged->range_rpc_count(), 1 + kKeys / 100);
+  // One linearizable read of the revision, then a page of one key (for the count), then the
+  // pages.
+  EXPECT_EQ(paged->range_rpc_count(), 2 + (kKeys - 1 + 99) / 100);
 
   // Pages after the first read the first page's revision: a listing at an old revision does
   // not see keys written later, across every page.
@@ -311,6 +315,24 @@ TEST_F(EtcdTest, RangePrefixIsPaginatedAtOneRevision) {
   EXPECT_EQ(old->kvs.size(), static_cast<size_t>(kKeys));
   EXPECT_EQ(old->kvs.front().value, "v0");
   EXPECT_EQ(old->revision, at);
+
+  // Pages follow the listing's size: a first page of one key, whose count sets the rest, here
+  // to 2500² / (2 × 12500) = 250 keys, up to page_size.
+  for (int64_t most : {1000, 120}) {
+    EtcdConfig sized = Config();
+    sized.page_size = most;
+    sized.min_page_size = 50;
+    sized.listing_walk_budget = 12500;
+    auto client = MakeClient(sized);
+    ASSERT_NE(client, nullptr);
+    auto listed = client->RangePrefix("/page/", at);
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    ASSERT_EQ(listed->kvs.size(), static_cast<size_t>(kKeys));
+    for (int i = 0; i < kKeys; ++i) ASSERT_EQ(listed->kvs[i].key, absl::StrFormat("/page/%05d", i));
+    int64_t later_page = std::min<int64_t>(most, 250);
+    EXPECT_EQ(client->range_rpc_count(), 1 + (kKeys - 1 + later_page - 1) / later_page)
+        << "pages of at most " << most;
+  }
 }
 
 TEST_F(EtcdTest, WatcherDeliversSnapshotThenChangesInOrder) {
@@ -512,7 +534,7 @@ TEST_F(EtcdTest, PagesPinnedAtOneRevisionAreServedByTheProxyCache) {
   auto listed = first_agent->RangePrefix("/fleet/");
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->kvs.size(), 10u);
-  // The revision read, then four pages (3 + 3 + 3 + 1 keys).
+  // The revision read, then four pages (1 + 3 + 3 + 3 keys).
   EXPECT_EQ(first_agent->range_rpc_count(), 5);
 
   ASSERT_TRUE(server_->StopMember(0).ok());

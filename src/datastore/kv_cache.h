@@ -61,6 +61,8 @@ class KvCache {
   // The key's mod_revision, or nullopt when absent.
   std::optional<int64_t> ModRevision(std::string_view key) const;
   size_t size() const { return entries_.size(); }
+  // Room for `keys` keys in all, so a listing of known size grows the table once.
+  void Reserve(size_t keys) { entries_.reserve(keys); }
   // The highest revision seen: the last listing's or a later change's.
   int64_t revision() const { return revision_; }
 

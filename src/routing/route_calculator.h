@@ -70,6 +70,9 @@ class RouteCalculator {
 
   // Blocks are identified by their CIDR: etcd keys and CIDRs are one-to-one (calico::BlockKey).
   void OnBlockUpdate(const calico::IpamBlock& block);
+  // Room for `blocks` blocks in all (a listing's count): a table grown by doubling holds the old
+  // and the new copy at once, half again its size, at the worst moment (the listing's end).
+  void ReserveBlocks(size_t blocks) { blocks_.reserve(blocks); }
   void OnBlockDelete(const net::IpPrefix& cidr);
   void OnPeerUpdate(PeerSource source, const std::string& node, net::Family family,
                     const net::IpAddress& address);

@@ -96,6 +96,8 @@ class RouteReconciler {
   size_t conflicting_count() const { return conflicting_count_; }
   const ReconcilerStats& stats() const { return stats_; }
   const RouteTable& desired() const { return desired_; }
+  // Room for `routes` desired routes in all (see RouteCalculator::ReserveBlocks).
+  void ReserveDesired(size_t routes) { desired_.reserve(routes); }
   // What the dataplane holds for `dst` as far as we know (our last dump and our acknowledged ops).
   std::optional<net::Route> ActualRoute(const net::IpPrefix& dst) const;
   // The dataplane holds exactly the desired route for `dst`.
