@@ -311,6 +311,11 @@ void Agent::OnListingPage(DecodedPage&& page) {
   page.entries = {};  // release the page before the routes go out
   FlushDeltas();
   if (!page.last) {
+    // The page's JSON and gRPC's buffers for it were freed on the watcher's and gRPC's threads,
+    // into their arenas, which keep them: handed back now, before the next page comes, a listing
+    // costs the process about one page at a time (-6 to -12 MiB at 100k blocks; a trim is a few
+    // ms, once a page).
+    ReleaseFreeMemory();
     // Routes known so far may go out while the rest of the listing arrives (the reconciler
     // deletes nothing before the listing is complete).
     Kick();

@@ -659,6 +659,14 @@ TEST_F(AgentLifecycleTest, FreeMemoryIsReleasedAfterTheListingAndPeriodicallyWhi
   Advance(seconds(60));
   EXPECT_EQ(memory_releases_, 3);
   EXPECT_EQ(Programmed().size(), 3u);
+
+  // A listing in pages hands memory back after each page but the last, so that it costs about
+  // one page at a time.
+  ListingPage({PeerKv("host-b", "10.99.0.2")}, /*first=*/true, /*last=*/false);
+  ListingPage({BlockKv("10.244.2.0/26", "host-b")}, /*first=*/false, /*last=*/false);
+  ListingPage({}, /*first=*/false, /*last=*/true);
+  Settle();
+  EXPECT_EQ(memory_releases_, 5);
 }
 
 }  // namespace

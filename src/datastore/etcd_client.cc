@@ -233,8 +233,8 @@ class GrpcEtcdClient final : public EtcdClient {
     return client;
   }
 
-  // See the NOTE (listing) at the top. Page N+1 is requested (on a helper thread) before page
-  // N's keys are moved into the result, so the server works on the next page while we copy.
+  // See the NOTE (listing) at the top. Below prefetch_below_bytes, page N+1 is requested (on a
+  // helper thread) before page N is handed over, so the server works on it meanwhile.
   StatusOr<Snapshot> RangePrefix(const std::string& prefix, int64_t revision) override {
     Snapshot out;
     ASSIGN_OR_RETURN(
@@ -276,7 +276,10 @@ class GrpcEtcdClient final : public EtcdClient {
         if (n == 0) req.set_limit(PageSizeFor(range_keys));
         // The smallest key after the last one received.
         req.set_key(page.kvs(page.kvs_size() - 1).key() + std::string(1, '\0'));
-        if (config_.pipeline_pages) {
+        // A small page: the next one is asked for before this one is handed over, so its round
+        // trip overlaps the consumer's decoding too; a large one: after, so that one page of
+        // values is in memory at a time (EtcdConfig::prefetch_below_bytes).
+        if (static_cast<int64_t>(page.ByteSizeLong()) < config_.prefetch_below_bytes) {
           next = std::async(std::launch::async, [this, req] { return RangePage(req); });
         } else {
           next = std::async(std::launch::deferred, [this, req] { return RangePage(req); });

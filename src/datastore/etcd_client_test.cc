@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -586,7 +587,7 @@ TEST_F(EtcdTest, DISABLED_ListingSpeed100kKeys) {
         EtcdConfig config = Config();
         config.request_timeout = std::chrono::milliseconds(60000);
         config.page_size = page;
-        config.pipeline_pages = pipeline;
+        config.prefetch_below_bytes = pipeline ? std::numeric_limits<int64_t>::max() : 0;
         auto client = MakeClient(config);
         auto start = std::chrono::steady_clock::now();
         auto snap = client->RangePrefix("/speed/");
