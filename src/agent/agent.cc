@@ -269,7 +269,7 @@ Agent::DecodedPage Agent::DecodePage(datastore::ListingPage&& page) const {
 // once, instead of doubling (and holding both copies) while the listing arrives. etcd's count is
 // input like any other: bounded here, and a table still grows past it if the count was low.
 void Agent::ReserveForListing(const DecodedPage& page) {
-  constexpr int64_t kMostKeysReserved = 4'000'000;
+  constexpr int64_t kMostKeysReserved = 1'000'000;  // ten times the 100k blocks we measure
   size_t keys = static_cast<size_t>(std::min(page.prefix_keys, kMostKeysReserved));
   listing_reserved_keys_ = std::min<size_t>(listing_reserved_keys_ + keys, kMostKeysReserved);
   kv_cache_.Reserve(listing_reserved_keys_);
