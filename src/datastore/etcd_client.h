@@ -49,8 +49,8 @@ struct EtcdConfig {
   // queued for the loop); a larger one only after, so that its round trip overlaps the
   // consumer's applying the page but not decoding it, and one page of values is in memory at a
   // time. At 100k realistic blocks (pages of 2500, ~5.5 MB) that is ~62 MiB at the peak instead
-  // of ~77; at 10k (pages of 200, ~0.4 MB) the overlap keeps the listing 0.2 s shorter
-  // (docs/performance.md, "Memory, pages and linking").
+  // of ~77, with the per-page trim (docs/performance.md, "Memory, pages and linking"); small
+  // pages (200 keys, ~0.4 MB at 10k) cost little to hold one ahead.
   int64_t prefetch_below_bytes = 1 << 20;
 };
 
