@@ -395,14 +395,7 @@ std::vector<net::Route> NetlinkDataplane::SeparateStaleMetrics(
   std::erase_if(stale_metrics_, [&](const auto& entry) { return entry.first.family() == family; });
   const uint32_t current = rtnl::KernelMetric(family, config_.route_metric);
   std::unordered_map<net::IpPrefix, net::Route> current_routes;
-  for (auto it = known_ours_.begin(); it != known_ours_.end();) {
-    // absl's erase(iterator) leaves the other iterators valid.
-    if (it->family() == family) {
-      known_ours_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  absl::erase_if(known_ours_, [&](const net::IpPrefix& dst) { return dst.family() == family; });
   for (size_t i = 0; i < routes.size(); ++i) {
     if (metrics[i] == current) {
       current_routes.emplace(routes[i].dst, routes[i]);

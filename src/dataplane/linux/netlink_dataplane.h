@@ -191,8 +191,8 @@ class NetlinkDataplane final : public Dataplane {
   // write on this connection showed to be ours: an upsert of one of them is a plain replace. Any
   // other upsert creates exclusively, and only an EEXIST pays for the dump that names the
   // holder; without this set every next-hop change of a route of ours would cost a dump of
-  // the whole table (100 ms at 100k routes). Open addressing: a node per prefix cost ~5 MB at
-  // 100k routes, this ~3.
+  // the whole table (100 ms at 100k routes). Open addressing: one allocation, not a node per
+  // prefix (103k nodes at 100k routes).
   absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>> known_ours_;
   uint64_t holder_lookups_ = 0;
   std::vector<uint8_t> send_buf_;
