@@ -31,24 +31,18 @@ class MessageIds {
     for (const auto& entry : table) bytes += entry.second.size();
     names_.reserve(bytes);
     entries_.reserve(table.size());
-    for (const auto& [id, name] : table) {
-      entries_.push_back(
-          Entry{static_cast<uint32_t>(names_.size()), static_cast<uint32_t>(name.size()), id});
-      names_ += name;
+    // Last entry first: after a stable sort by name the first of equal names is the last one VPP
+    // listed, the one assigning into a map would have kept, and std::unique keeps it.
+    for (auto it = table.rbegin(); it != table.rend(); ++it) {
+      entries_.push_back(Entry{static_cast<uint32_t>(names_.size()),
+                               static_cast<uint32_t>(it->second.size()), it->first});
+      names_ += it->second;
     }
-    // A name listed twice keeps its last id, as assigning into a map would.
     std::stable_sort(entries_.begin(), entries_.end(),
                      [&](const Entry& a, const Entry& b) { return Name(a) < Name(b); });
-    std::vector<Entry> unique;
-    unique.reserve(entries_.size());
-    for (const Entry& e : entries_) {
-      if (!unique.empty() && Name(unique.back()) == Name(e)) {
-        unique.back() = e;
-      } else {
-        unique.push_back(e);
-      }
-    }
-    entries_ = std::move(unique);
+    entries_.erase(std::unique(entries_.begin(), entries_.end(),
+                               [&](const Entry& a, const Entry& b) { return Name(a) == Name(b); }),
+                   entries_.end());
   }
   MessageIds() = default;
 
