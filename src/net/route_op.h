@@ -19,6 +19,12 @@ struct RouteOp {
   uint64_t seq = 0;
   OpType type = OpType::kUpsert;
   Route route;
+  // Upsert only: the caller holds that a route of ours is at this prefix (its last dump of the
+  // dataplane and its acknowledged ops say so). A dataplane whose writes could take over someone
+  // else's route (the kernel's replace) replaces in place only then, and otherwise creates
+  // exclusively. The reconciler already keeps that knowledge; a second copy in the dataplane
+  // would be a set of every prefix (3 MiB at 100k routes).
+  bool replaces_ours = false;
 };
 
 // OK, or why the op failed. UNAVAILABLE: the connection to the dataplane is gone.

@@ -202,6 +202,7 @@ std::vector<net::RouteOp> RouteReconciler::NextBatch(TimePoint now, size_t max_o
       }
       op.type = net::OpType::kUpsert;
       op.route = d->second;
+      op.replaces_ours = a != actual_other_.end();  // not missing, not matching: ours differs
     } else if (a != actual_other_.end()) {
       if (!datastore_synced_) {  // stale until proven otherwise by a complete list
         ++it;

@@ -93,6 +93,37 @@ TEST_F(RouteReconcilerTest, UpsertsComeBeforeDeletesAndBatchIsBounded) {
   EXPECT_EQ(rec_.state(), SyncState::kInSync);
 }
 
+TEST_F(RouteReconcilerTest, AnUpsertSaysWhetherARouteOfOursIsThere) {
+  // The kernel backend replaces in place only where we hold a route of ours; everywhere else it
+  // creates exclusively, so a foreign route is never taken over.
+  rec_.OnDatastoreSynced();
+  rec_.OnDataplaneDump({R("10.244.1.0/26", "10.99.0.9")});
+  rec_.SetDesired(*IpPrefix::Parse("10.244.1.0/26"), R("10.244.1.0/26", "10.99.0.2"));  // moved
+  rec_.SetDesired(*IpPrefix::Parse("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.2"));  // new
+  auto ops = rec_.NextBatch(now_, 100);
+  ASSERT_EQ(ops.size(), 2u);
+  std::map<IpPrefix, bool> replaces;
+  for (const auto& op : ops) replaces[op.route.dst] = op.replaces_ours;
+  EXPECT_TRUE(replaces[*IpPrefix::Parse("10.244.1.0/26")]) << "the dump showed ours there";
+  EXPECT_FALSE(replaces[*IpPrefix::Parse("10.244.2.0/26")]) << "nothing of ours there";
+
+  // Acknowledged: both are ours now, so the next move of either is a replace.
+  rec_.OnResults(AllOk(ops), now_);
+  rec_.SetDesired(*IpPrefix::Parse("10.244.2.0/26"), R("10.244.2.0/26", "10.99.0.3"));
+  ops = rec_.NextBatch(now_, 100);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_TRUE(ops[0].replaces_ours);
+
+  // A foreign route took the key over (invisible to the dump): from the next dump on, an upsert
+  // of that prefix creates exclusively again.
+  rec_.OnDataplaneLost();
+  rec_.OnDataplaneDump({R("10.244.1.0/26", "10.99.0.2")});
+  ops = rec_.NextBatch(now_, 100);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].route, R("10.244.2.0/26", "10.99.0.3"));
+  EXPECT_FALSE(ops[0].replaces_ours);
+}
+
 TEST_F(RouteReconcilerTest, FailedOpRetriesWithBackoff) {
   rec_.OnDatastoreSynced();
   rec_.OnDataplaneDump({});

@@ -75,7 +75,6 @@ Status NetlinkDataplane::ValidateConfig(const NetlinkDataplaneConfig& config) {
 Status NetlinkDataplane::Connect() {
   RETURN_IF_ERROR(ValidateConfig(config_));
   Disconnect();
-  known_ours_.clear();  // a new connection learns ownership from its first dump again
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
   if (nl == nullptr) {
     return absl::UnavailableError(absl::StrCat("netlink socket: ", ErrnoText(errno)));
@@ -395,11 +394,9 @@ std::vector<net::Route> NetlinkDataplane::SeparateStaleMetrics(
   std::erase_if(stale_metrics_, [&](const auto& entry) { return entry.first.family() == family; });
   const uint32_t current = rtnl::KernelMetric(family, config_.route_metric);
   std::unordered_map<net::IpPrefix, net::Route> current_routes;
-  absl::erase_if(known_ours_, [&](const net::IpPrefix& dst) { return dst.family() == family; });
   for (size_t i = 0; i < routes.size(); ++i) {
     if (metrics[i] == current) {
       current_routes.emplace(routes[i].dst, routes[i]);
-      known_ours_.insert(routes[i].dst);
     } else {
       stale_metrics_[routes[i].dst].push_back(metrics[i]);
     }
@@ -440,10 +437,12 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
       continue;
     }
     // An upsert of a key not known to be ours creates exclusively: it can never take a key
-    // over, whoever holds it.
+    // over, whoever holds it. A prefix the dump showed at an old metric is created exclusively
+    // whatever the caller holds: what it holds is the old route, at another key.
     WriteKind kind = WriteKind::kDelete;
     if (ops[i].type == OpType::kUpsert) {
-      kind = known_ours_.contains(ops[i].route.dst) ? WriteKind::kReplace : WriteKind::kCreate;
+      bool ours_at_key = ops[i].replaces_ours && !stale_metrics_.contains(ops[i].route.dst);
+      kind = ours_at_key ? WriteKind::kReplace : WriteKind::kCreate;
     }
     writes.push_back({i, kind});
   }
@@ -457,21 +456,7 @@ std::vector<OpResult> NetlinkDataplane::Apply(std::span<const RouteOp> ops) {
   }
   if (!contested.empty()) ResolveContested(contested, ops, results);
   if (!stale_metrics_.empty()) RemoveStaleMetrics(ops, results);
-  RememberOwnership(ops, results);
   return results;
-}
-
-void NetlinkDataplane::RememberOwnership(std::span<const RouteOp> ops,
-                                         const std::vector<OpResult>& results) {
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const net::IpPrefix& dst = ops[i].route.dst;
-    if (ops[i].type == OpType::kUpsert && results[i].status.ok()) {
-      known_ours_.insert(dst);
-    } else if (ops[i].type == OpType::kDelete || absl::IsAlreadyExists(results[i].status)) {
-      // Deleted, or held by a foreign route: the next upsert creates exclusively again.
-      known_ours_.erase(dst);
-    }
-  }
 }
 
 void NetlinkDataplane::RemoveStaleMetrics(std::span<const RouteOp> ops,

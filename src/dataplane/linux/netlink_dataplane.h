@@ -7,14 +7,17 @@
 // default route, are invisible to the agent.
 //
 // The kernel keys a route by (table, dst, tos, metric), not by protocol: NLM_F_REPLACE would take
-// over whatever holds the key. So an upsert never starts with a replace: it creates exclusively
-// (NLM_F_EXCL), and only when that meets an existing route does a dump of the family say who
-// holds the key. Ours (a gateway change, drift) is replaced; a route that vanished meanwhile is
-// created again, still exclusively; anyone else's is left alone and the op fails with
-// ALREADY_EXISTS "<prefix> is held by a foreign route (proto static, via 172.16.0.9)", which the
-// caller retries with backoff. The only window left is between that dump and the replace
-// (microseconds): rtnetlink has no compare-and-swap. A dedicated `route_metric` is a different
-// key, so the agent's route then lives beside the foreign one and the lower metric wins.
+// over whatever holds the key. So an upsert is a replace only when the caller holds that a route
+// of ours is at the prefix (RouteOp::replaces_ours: the reconciler's last dump and acknowledged
+// ops); every other upsert creates exclusively (NLM_F_EXCL), and only when that meets an
+// existing route does a dump of the family say who holds the key. Ours (a gateway change, drift)
+// is replaced; a route that vanished meanwhile is created again, still exclusively; anyone
+// else's is left alone and the op fails with ALREADY_EXISTS "<prefix> is held by a foreign route
+// (proto static, via 172.16.0.9)", which the caller retries with backoff. rtnetlink has no
+// compare-and-swap, so two windows are left: between that dump and the replace (microseconds),
+// and a foreign `ip route replace` of a key of ours after the caller's last dump (the next dump
+// shows it). A dedicated `route_metric` is a different key, so the agent's route then lives
+// beside the foreign one and the lower metric wins.
 //
 // Metric changes: a route of ours at a metric other than `route_metric` (left by an earlier
 // configuration) makes the dump report its prefix with no gateway; the caller's upsert or delete
@@ -43,7 +46,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "common/status.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/linux/rtnl_codec.h"
@@ -168,8 +170,6 @@ class NetlinkDataplane final : public Dataplane {
   // After a successful upsert or delete of a prefix that has routes of ours at an old metric
   // (route_metric changed), removes those; their failure fails the op, so it is retried.
   void RemoveStaleMetrics(std::span<const RouteOp> ops, std::vector<OpResult>& results);
-  // Updates known_ours_ from a batch's results.
-  void RememberOwnership(std::span<const RouteOp> ops, const std::vector<OpResult>& results);
   // The dump's answer: routes at the current metric as they are; a prefix with routes of ours
   // at other metrics is remembered in stale_metrics_ and reported with no gateway (drift).
   std::vector<net::Route> SeparateStaleMetrics(net::Family family,
@@ -187,13 +187,6 @@ class NetlinkDataplane final : public Dataplane {
   std::vector<net::IpPrefix> uplink_addresses_;
   // Prefixes with routes of ours at metrics other than the configured one (the last dump's).
   std::unordered_map<net::IpPrefix, std::vector<uint32_t>> stale_metrics_;
-  // Prefixes whose route at our key (table, prefix, metric) the last dump or our own successful
-  // write on this connection showed to be ours: an upsert of one of them is a plain replace. Any
-  // other upsert creates exclusively, and only an EEXIST pays for the dump that names the
-  // holder; without this set every next-hop change of a route of ours would cost a dump of
-  // the whole table (100 ms at 100k routes). Open addressing: one allocation, not a node per
-  // prefix (103k nodes at 100k routes).
-  absl::flat_hash_set<net::IpPrefix, std::hash<net::IpPrefix>> known_ours_;
   uint64_t holder_lookups_ = 0;
   std::vector<uint8_t> send_buf_;
   std::vector<uint8_t> recv_buf_;
