@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace vcra::net {
@@ -93,7 +94,9 @@ IpAddress IpAddress::Plus(uint64_t offset) const {
   return out;
 }
 
-IpPrefix::IpPrefix(IpAddress address, int len) : address_(address.Masked(len)), len_(len) {}
+IpPrefix::IpPrefix(IpAddress address, int len)
+    : address_(address.Masked(len)),
+      len_(static_cast<uint8_t>(std::clamp(len, 0, address.bit_length()))) {}
 
 std::optional<IpPrefix> IpPrefix::Parse(std::string_view text, bool strict) {
   auto slash = text.find('/');
