@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <future>
 #include <limits>
+#include <random>
 
 #include "calico/model.h"
 #include "common/log.h"
@@ -196,7 +197,15 @@ Status Agent::Start() {
   } else {
     watcher_ = std::make_unique<datastore::EtcdWatcher>(config_.etcd, prefixes, std::move(sink));
   }
-  watcher_->Start();
+  if (config_.start_jitter.count() > 0) {
+    Duration wait = StartDelay();
+    LOG_INFO("listing etcd in {} ms (--etcd-start-jitter-ms {})",
+             std::chrono::duration_cast<std::chrono::milliseconds>(wait).count(),
+             config_.start_jitter.count());
+    loop_.RunAfter(wait, [this] { watcher_->Start(); });
+  } else {
+    watcher_->Start();
+  }
   started_at_ = clock_.Now();
   if (!config_.dry_run && config_.progress_log_interval.count() > 0)
     loop_.RunAfter(config_.progress_log_interval, [this] { LogStartProgress(); });
@@ -206,6 +215,14 @@ Status Agent::Start() {
 }
 
 void Agent::Stop() { loop_.Stop(); }
+
+Duration Agent::StartDelay() const {
+  Duration jitter = config_.start_jitter;
+  if (deps_.start_delay) return std::clamp(deps_.start_delay(jitter), Duration::zero(), jitter);
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_int_distribution<Duration::rep> pick(0, jitter.count());
+  return Duration(pick(rng));
+}
 
 void Agent::TrimMemory() {
   // An idle agent frees nothing, so it is left alone; a trim walks the arenas' free lists.

@@ -70,6 +70,10 @@ struct AgentConfig {
   std::chrono::milliseconds reconnect_backoff_initial{200};
   std::chrono::milliseconds reconnect_backoff_max{10000};
   double backoff_jitter = 0.2;  // also for publishing the peer address
+  // The first etcd listing waits a random time in [0, start_jitter]: a fleet started at once
+  // then reaches a shared grpc-proxy spread out, and the proxy's cache answers most pages (it
+  // does not merge identical requests in flight). 0: list at once.
+  std::chrono::milliseconds start_jitter{0};
   // A dataplane call (connect, batch, dump, probe) that has not returned by then counts as a lost
   // connection; whatever it returns later is dropped.
   std::chrono::milliseconds dataplane_call_timeout{60000};
@@ -107,6 +111,8 @@ struct AgentDeps {
   std::function<std::unique_ptr<Executor>(const std::string& name)> executor_factory;
   // Hands the heap's free pages back to the system. Empty: glibc's malloc_trim(0).
   std::function<void()> release_free_memory;
+  // The wait before the first listing, given AgentConfig::start_jitter. Empty: uniform at random.
+  std::function<Duration(Duration jitter)> start_delay;
 };
 
 class Agent {
@@ -202,6 +208,8 @@ class Agent {
   // Every memory_trim_interval: releases free heap pages if etcd changes came since last time.
   void TrimMemory();
   void ReleaseFreeMemory();
+  // How long the first listing waits (AgentConfig::start_jitter).
+  Duration StartDelay() const;
   void UpdateReady();
 
   AgentConfig config_;

@@ -96,9 +96,11 @@ class AgentLifecycleTest : public ::testing::Test {
       return executor;
     };
     deps.release_free_memory = [this] { ++memory_releases_; };
+    deps.start_delay = [this](Duration) { return start_delay_; };
+    bool listing_waits = config.start_jitter.count() > 0;
     agent_ = std::make_unique<Agent>(std::move(config), std::move(dataplane), std::move(deps));
     ASSERT_TRUE(agent_->Start().ok());
-    ASSERT_TRUE(ds_->started);
+    ASSERT_EQ(ds_->started, !listing_waits);
     ASSERT_NE(worker_, nullptr);
   }
 
@@ -182,6 +184,7 @@ class AgentLifecycleTest : public ::testing::Test {
   dataplane::FakeDataplane* fake_ = nullptr;  // owned by the agent
   ManualExecutor* worker_ = nullptr;          // owned by the agent
   int memory_releases_ = 0;
+  Duration start_delay_{};  // what the agent's random start delay comes out as
   std::unique_ptr<Agent> agent_;
 };
 
@@ -207,6 +210,31 @@ TEST_F(AgentLifecycleTest, ConnectsDumpsProgramsAndBecomesReady) {
   EXPECT_EQ(s.dataplane_state, "idle");
   ASSERT_EQ(s.routes.size(), 1u);
   EXPECT_EQ(s.routes[0].state, "programmed");
+}
+
+TEST_F(AgentLifecycleTest, AStartJitterDelaysTheFirstListingButNotTheDataplane) {
+  AgentConfig config = Config();
+  config.start_jitter = milliseconds(5000);
+  start_delay_ = milliseconds(3000);
+  StartAgent(config, /*use_default=*/false);
+  Advance(milliseconds(2999));
+  EXPECT_FALSE(ds_->started) << "the listing waits";
+  EXPECT_EQ(State(), DataplaneState::kIdle) << "the dataplane does not";
+  Advance(milliseconds(1));
+  EXPECT_TRUE(ds_->started);
+  SnapshotOneRoute();
+  Settle();
+  EXPECT_EQ(Programmed(), kOneRoute);
+  EXPECT_TRUE(agent_->Ready());
+}
+
+TEST_F(AgentLifecycleTest, AStartDelayIsNeverLongerThanTheJitter) {
+  AgentConfig config = Config();
+  config.start_jitter = milliseconds(500);
+  start_delay_ = seconds(3600);  // a chooser gone wrong
+  StartAgent(config, /*use_default=*/false);
+  Advance(milliseconds(500));
+  EXPECT_TRUE(ds_->started);
 }
 
 TEST_F(AgentLifecycleTest, DatastoreNotListedYetDeletesNothingAndIsNotReady) {

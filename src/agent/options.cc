@@ -57,6 +57,7 @@ struct RawFlags {
   int probe_interval_ms = 1000;
   int call_timeout_seconds = 60;
   int reconnect_max_ms = 10000;
+  int start_jitter_ms = 0;
 };
 
 constexpr const char* kDescription =
@@ -111,6 +112,13 @@ void AddEtcdFlags(CLI::App& app, Options& o, RawFlags& raw) {
                  "memory at once (a realistic Calico block is ~2 KB)")
       ->envname("VCRA_ETCD_PAGE_SIZE")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str();
+  app.add_option("--etcd-start-jitter-ms", raw.start_jitter_ms,
+                 "Wait a random time up to this before the first etcd listing, so that agents "
+                 "started together (a power cut, a rollout) ask a shared grpc-proxy for their "
+                 "pages at different moments; routes already programmed keep working meanwhile")
+      ->envname("VCRA_ETCD_START_JITTER_MS")
+      ->check(CLI::Range(0, 600000))
       ->capture_default_str();
   app.add_option("--peer-source", raw.peer_source,
                  "Next hops from: keys (/vpp-calico/hosts/<host>/peerip/...), nodes (Calico Node "
@@ -274,6 +282,7 @@ Status ResolveDatastore(Options& o, const RawFlags& raw) {
   o.agent.probe_interval = std::chrono::milliseconds(raw.probe_interval_ms);
   o.agent.dataplane_call_timeout = std::chrono::seconds(raw.call_timeout_seconds);
   o.agent.reconnect_backoff_max = std::chrono::milliseconds(raw.reconnect_max_ms);
+  o.agent.start_jitter = std::chrono::milliseconds(raw.start_jitter_ms);
   return absl::OkStatus();
 }
 

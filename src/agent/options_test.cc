@@ -81,6 +81,17 @@ TEST(OptionsTest, EtcdPageSize) {
   EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-page-size", "many"}).ok());
 }
 
+TEST(OptionsTest, EtcdStartJitter) {
+  auto o = Parse({"--nodename", "a", "--dry-run"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.start_jitter.count(), 0) << "off unless asked for";
+  o = Parse({"--nodename", "a", "--dry-run", "--etcd-start-jitter-ms", "5000"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent.start_jitter, std::chrono::milliseconds(5000));
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-start-jitter-ms", "-1"}).ok());
+  EXPECT_FALSE(Parse({"--nodename", "a", "--dry-run", "--etcd-start-jitter-ms", "600001"}).ok());
+}
+
 TEST(OptionsTest, RejectsBadInput) {
   EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--uplink-address", "10.0.0.1"}).ok());
   EXPECT_FALSE(Parse({"--nodename", "a", "--uplink", "eth0", "--dataplane", "dpdk"}).ok());
