@@ -193,6 +193,10 @@ class Fleet {
                                        "--log-format",
                                        "json"};
       for (auto& a : g.dataplanes[i]->AgentArgs()) args.push_back(a);
+      if (s_.agents_start_jitter_ms > 0 && n > 1) {
+        args.push_back("--etcd-start-jitter-ms");
+        args.push_back(std::to_string(s_.agents_start_jitter_ms));
+      }
       g.logs.push_back(fmt::format("{}/agent-{}-{}.log", dir_, label, host));
       ASSIGN_OR_RETURN(auto agent, AgentProcess::Start(args, g.logs.back()));
       g.agents.push_back(std::move(agent));

@@ -96,6 +96,10 @@ void AddModeFlags(CLI::App& app, Settings& s, std::string& shape) {
                  "once)")
       ->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
+  app.add_option("--agents-start-jitter-ms", s.agents_start_jitter_ms,
+                 "Fleet mode: the agents (not the lone one) run with --etcd-start-jitter-ms this")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
 }
 
 // Fills `s` from the command line; nullopt to go on, else the exit code.

@@ -47,6 +47,8 @@ struct Settings {
   std::string etcdctl;         // the reference read; empty: not measured
   int agents = 0;              // > 0: the fleet mode (fleet.h)
   double agents_spread_s = 0;  // fleet mode: the agents' starts spread evenly over this long
+  // Fleet mode: each fleet agent's --etcd-start-jitter-ms (the lone agent lists at once).
+  int agents_start_jitter_ms = 0;
 };
 
 struct RunResult {
