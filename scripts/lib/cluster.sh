@@ -306,6 +306,19 @@ set_datastore_ready() {
     "{\"kind\":\"ClusterInformation\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"default\"},\"spec\":{\"calicoVersion\":\"v3.32.1\",\"clusterType\":\"typha,bgp,kubeadm\",\"datastoreReady\":$1}}" >/dev/null
 }
 
+# wait_ready <host> [timeout_s]: until the host's agent answers /readyz with ready (etcd listed
+# and every route it wants programmed). A ping needs the routes both ways: an agent that is
+# still connecting (a first TCP SYN lost costs it a second) has not put the way back in yet.
+wait_ready() {
+  local deadline=$((SECONDS + ${2:-15}))
+  while ((SECONDS < deadline)); do
+    [[ $(on_host "$1" curl -s -m 2 http://127.0.0.1:9743/readyz) == ready* ]] && return 0
+    sleep 0.1
+  done
+  echo "    host-$1: the agent did not become ready" >&2
+  return 1
+}
+
 # wait_ping <from-host> <to-address> [timeout_s]: pod_ping until it answers.
 wait_ping() {
   local deadline=$((SECONDS + ${3:-15}))

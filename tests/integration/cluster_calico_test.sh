@@ -27,6 +27,7 @@ load_fixture "$FIXTURE" || { echo "cannot load $FIXTURE"; exit 1; }
 on_host 2 ip addr add 10.244.1.9/32 dev pod0
 on_host 3 ip addr add 10.244.2.9/32 dev pod0
 for i in 1 2 3; do agent_start "$i" --peer-source nodes --no-publish-peer-address; done
+for i in 1 2 3; do check "host-$i's agent is ready" wait_ready "$i"; done
 
 check "host-1 routes host-2's block via host-2's Node address" wait_route 1 10.244.2.0/26 10.99.0.2
 check "host-1 routes host-3's IPv6 block via its Node ipv6Address" wait_route 1 fd00:10:244:3::/122 fd00:99::3

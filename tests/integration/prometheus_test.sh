@@ -35,14 +35,7 @@ agent_start 1 --metrics-listen 10.99.0.1:9744
 agent_start 2
 # Blocks written one at a time once host-1 is ready (its initial sync done), so that each route
 # is an event-to-route observation of its own.
-host1_ready() {
-  for _ in $(seq 1 100); do
-    [[ $(on_host 1 curl -s -m 2 http://127.0.0.1:9743/readyz) == ready* ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-check "host-1 is ready" host1_ready
+check "host-1 is ready" wait_ready 1 10
 put_block 10.244.1.0/26 host-1 5=host-1
 put_block 10.244.2.0/26 host-2 5=host-2
 check "host-1 routes host-2's IPv4 block" wait_route 1 10.244.2.0/26 10.99.0.2
