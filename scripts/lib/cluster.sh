@@ -307,8 +307,8 @@ set_datastore_ready() {
 }
 
 # wait_ready <host> [timeout_s]: until the host's agent answers /readyz with ready (etcd listed
-# and every route it wants programmed). A ping needs the routes both ways: an agent that is
-# still connecting (a first TCP SYN lost costs it a second) has not put the way back in yet.
+# and every route it wants programmed). A ping needs the routes both ways: an agent whose first
+# connection to etcd is slow (a second, once) has not put the way back in yet.
 wait_ready() {
   local deadline=$((SECONDS + ${2:-15}))
   while ((SECONDS < deadline)); do
